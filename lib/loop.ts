@@ -1,0 +1,136 @@
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { errorMessage, TerminalError } from './errors.js';
+import type { Logger } from './log.js';
+
+/**
+ * The reconcile loop shared by the three components: level-triggered, never overlapping.
+ * A cycle runs at start, every `intervalMs` (resync), soon after a watched path changes
+ * (debounced), and sooner after a failure (backoff, capped at the interval). A watch event only
+ * brings the next cycle forward: the cycle itself observes everything afresh.
+ */
+
+export interface ReconcileResult {
+  /** Run again after this long instead of the interval. */
+  requeueAfterMs?: number;
+}
+
+export type Reconcile = (signal: AbortSignal) => Promise<ReconcileResult | void>;
+
+export interface WatchTarget {
+  path: string;
+  /**
+   * 'file': watch the file's directory (so renames over it and ConfigMap `..data` symlink swaps
+   * are seen) and react to the file and to `..`-prefixed entries only. 'dir': react to any entry
+   * directly in the directory.
+   */
+  kind: 'file' | 'dir';
+}
+
+export interface LoopOptions {
+  reconcile: Reconcile;
+  log: Logger;
+  intervalMs: number;
+  signal: AbortSignal;
+  watch?: readonly WatchTarget[];
+  debounceMs?: number;
+  /** First retry delay after a failure; doubles up to intervalMs. */
+  backoffMs?: number;
+  /** Called after each cycle (tests use it to count cycles). */
+  onCycle?: (outcome: { ok: boolean; error?: unknown; cycle: number }) => void;
+}
+
+/** One cycle: throws what the reconcile throws (for `--once`). */
+export async function runOnce(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
+  await reconcile(signal);
+}
+
+export async function runLoop(options: LoopOptions): Promise<void> {
+  const { reconcile, log, intervalMs, signal } = options;
+  const debounceMs = options.debounceMs ?? 100;
+  const baseBackoff = options.backoffMs ?? 1000;
+  let wake: (() => void) | undefined;
+  let dirty = false;
+  let debounce: NodeJS.Timeout | undefined;
+
+  const trigger = (reason: string): void => {
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      debounce = undefined;
+      log.debug('change seen, reconciling', { reason });
+      dirty = true;
+      wake?.();
+    }, debounceMs);
+  };
+
+  const watchers = await startWatchers(options.watch ?? [], trigger, log);
+  const onAbort = (): void => wake?.();
+  signal.addEventListener('abort', onAbort);
+
+  let cycle = 0;
+  let failures = 0;
+  try {
+    while (!signal.aborted) {
+      cycle++;
+      dirty = false;
+      let delay = intervalMs;
+      try {
+        const result = await reconcile(signal);
+        failures = 0;
+        if (result?.requeueAfterMs !== undefined) delay = Math.min(delay, result.requeueAfterMs);
+        options.onCycle?.({ ok: true, cycle });
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof TerminalError) {
+          log.error(`cycle ${cycle} failed; waiting for a change`, { error: errorMessage(error) });
+        } else {
+          failures++;
+          delay = Math.min(intervalMs, baseBackoff * 2 ** (failures - 1));
+          log.error(`cycle ${cycle} failed; retrying in ${(delay / 1000).toFixed(1)}s`, { error: errorMessage(error) });
+        }
+        options.onCycle?.({ ok: false, error, cycle });
+      }
+      if (signal.aborted || dirty) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (debounce) clearTimeout(debounce);
+    await Promise.all(watchers.map((watcher) => watcher.close()));
+  }
+}
+
+async function startWatchers(
+  targets: readonly WatchTarget[],
+  trigger: (reason: string) => void,
+  log: Logger,
+): Promise<FSWatcher[]> {
+  const watchers: FSWatcher[] = [];
+  for (const target of targets) {
+    const absolute = path.resolve(target.path);
+    const directory = target.kind === 'dir' ? absolute : path.dirname(absolute);
+    const relevant = (changed: string): boolean => {
+      if (target.kind === 'dir') return path.dirname(changed) === directory || changed === directory;
+      return changed === absolute || path.basename(changed).startsWith('..');
+    };
+    const watcher = watch(directory, {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (changed: string) => changed !== directory && path.dirname(changed) === directory && !relevant(changed),
+    });
+    watcher.on('all', (event, changed) => {
+      if (relevant(changed)) trigger(`${event} ${changed}`);
+    });
+    watcher.on('error', (error) => log.warn('watch failed', { path: directory, error: errorMessage(error) }));
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    watchers.push(watcher);
+  }
+  return watchers;
+}
