@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { CommandError, ConfigError, errorMessage } from './errors.js';
 
 /**

@@ -50,7 +50,7 @@ export async function runLoop(options: LoopOptions): Promise<void> {
   const debounceMs = options.debounceMs ?? 100;
   const baseBackoff = options.backoffMs ?? 1000;
   let wake: (() => void) | undefined;
-  let dirty = false;
+  let dirty: boolean;
   let debounce: NodeJS.Timeout | undefined;
 
   const trigger = (reason: string): void => {
