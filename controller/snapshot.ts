@@ -1,3 +1,8 @@
+import fs from 'node:fs/promises';
+import { ConfigError, errorMessage } from '../lib/errors.js';
+import { run } from '../lib/exec.js';
+import { isPlainObject } from '../lib/yaml.js';
+
 /**
  * What the controller knows of the cluster in one cycle, read with a constant number of kubectl
  * calls whatever the number of ExternalServices. genrule is a pure function of (conf, snapshot).
@@ -45,4 +50,229 @@ export interface ClusterSnapshot {
   services: ServiceInfo[];
   /** Endpoints of all namespaces. */
   endpoints: EndpointsInfo[];
+}
+
+export const SNAPSHOT_VERSION = 1;
+
+export interface ReadSnapshotOptions {
+  /** The forwarder namespace: its pods are read. */
+  namespace: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/**
+ * Reads the cluster with three kubectl calls (the forwarder namespace's pods, all services, all
+ * endpoints), whatever the number of ExternalServices. A failing read throws (CommandError), so
+ * that a cycle never works from a partial picture.
+ */
+export async function readClusterSnapshot(options: ReadSnapshotOptions): Promise<ClusterSnapshot> {
+  const get = async (args: string[]): Promise<unknown[]> => {
+    const argv = ['get', ...args, '-o', 'json'];
+    const result = await run('kubectl', argv, { signal: options.signal, timeoutMs: options.timeoutMs });
+    return listItems(result.stdout, `kubectl ${argv.join(' ')}`);
+  };
+  const [pods, services, endpoints] = await Promise.all([
+    get(['pods', '-n', options.namespace]),
+    get(['services', '--all-namespaces']),
+    get(['endpoints', '--all-namespaces']),
+  ]);
+  return {
+    pods: pods.map(podFromObject).filter((pod) => pod !== undefined),
+    services: services.map(serviceFromObject).filter((service) => service !== undefined),
+    endpoints: endpoints.map(endpointsFromObject).filter((entry) => entry !== undefined),
+  };
+}
+
+function listItems(stdout: string, source: string): unknown[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(stdout);
+  } catch {
+    throw new ConfigError(source, undefined, 'output is not JSON');
+  }
+  if (!isPlainObject(data) || !Array.isArray(data.items)) throw new ConfigError(source, 'items', 'output is not a list of objects');
+  return data.items;
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  if (!isPlainObject(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+function optionalString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function metadataOf(object: unknown): { namespace: string; name: string; labels: Record<string, string>; annotations: Record<string, string> } | undefined {
+  if (!isPlainObject(object) || !isPlainObject(object.metadata)) return undefined;
+  const { name, namespace, labels, annotations } = object.metadata;
+  if (typeof name !== 'string') return undefined;
+  return { name, namespace: typeof namespace === 'string' ? namespace : 'default', labels: stringMap(labels), annotations: stringMap(annotations) };
+}
+
+function podFromObject(object: unknown): PodInfo | undefined {
+  const metadata = metadataOf(object);
+  if (!metadata || !isPlainObject(object)) return undefined;
+  const status = isPlainObject(object.status) ? object.status : {};
+  return { namespace: metadata.namespace, name: metadata.name, podIP: optionalString(status.podIP), labels: metadata.labels };
+}
+
+function serviceFromObject(object: unknown): ServiceInfo | undefined {
+  const metadata = metadataOf(object);
+  if (!metadata || !isPlainObject(object)) return undefined;
+  const spec = isPlainObject(object.spec) ? object.spec : {};
+  const ports: ServicePortInfo[] = [];
+  for (const port of Array.isArray(spec.ports) ? spec.ports : []) {
+    // As genrule.py: every entry that has a port, whatever its protocol.
+    if (!isPlainObject(port) || typeof port.port !== 'number') continue;
+    ports.push({
+      name: optionalString(port.name),
+      protocol: optionalString(port.protocol) ?? 'TCP',
+      port: port.port,
+      targetPort: typeof port.targetPort === 'number' || typeof port.targetPort === 'string' ? port.targetPort : undefined,
+    });
+  }
+  return {
+    namespace: metadata.namespace,
+    name: metadata.name,
+    type: optionalString(spec.type) ?? 'ClusterIP',
+    clusterIP: optionalString(spec.clusterIP),
+    ports,
+    selector: stringMap(spec.selector),
+    labels: metadata.labels,
+    annotations: metadata.annotations,
+  };
+}
+
+function endpointsFromObject(object: unknown): EndpointsInfo | undefined {
+  const metadata = metadataOf(object);
+  if (!metadata || !isPlainObject(object)) return undefined;
+  const readyIPs: string[] = [];
+  for (const subset of Array.isArray(object.subsets) ? object.subsets : []) {
+    if (!isPlainObject(subset) || !Array.isArray(subset.addresses)) continue;
+    for (const address of subset.addresses) {
+      if (isPlainObject(address) && typeof address.ip === 'string' && address.ip !== '') readyIPs.push(address.ip);
+    }
+  }
+  return { namespace: metadata.namespace, name: metadata.name, readyIPs };
+}
+
+/** A snapshot as a file: JSON with a version, for `genrule --snapshot FILE`. */
+export function serializeSnapshot(snapshot: ClusterSnapshot): string {
+  return `${JSON.stringify({ version: SNAPSHOT_VERSION, ...snapshot }, null, 2)}\n`;
+}
+
+/** Parses and checks a snapshot file; anything malformed is a ConfigError naming the field. */
+export function parseSnapshot(text: string, file: string): ClusterSnapshot {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(file, undefined, `not a JSON snapshot: ${errorMessage(error)}`);
+  }
+  const check = new FieldChecker(file);
+  const root = check.object(data, undefined);
+  if (root.version !== SNAPSHOT_VERSION) {
+    throw new ConfigError(file, 'version', `${JSON.stringify(root.version) ?? 'missing'} is not a supported snapshot version (${SNAPSHOT_VERSION})`);
+  }
+  const pods = check.list(root.pods, 'pods').map((item, index): PodInfo => {
+    const field = `pods[${index}]`;
+    const pod = check.object(item, field);
+    return {
+      namespace: check.string(pod.namespace, `${field}.namespace`),
+      name: check.string(pod.name, `${field}.name`),
+      podIP: check.optionalString(pod.podIP, `${field}.podIP`),
+      labels: check.stringMap(pod.labels, `${field}.labels`),
+    };
+  });
+  const services = check.list(root.services, 'services').map((item, index): ServiceInfo => {
+    const field = `services[${index}]`;
+    const service = check.object(item, field);
+    return {
+      namespace: check.string(service.namespace, `${field}.namespace`),
+      name: check.string(service.name, `${field}.name`),
+      type: check.optionalString(service.type, `${field}.type`) ?? 'ClusterIP',
+      clusterIP: check.optionalString(service.clusterIP, `${field}.clusterIP`),
+      ports: check.list(service.ports, `${field}.ports`).map((entry, portIndex): ServicePortInfo => {
+        const portField = `${field}.ports[${portIndex}]`;
+        const port = check.object(entry, portField);
+        const targetPort = port.targetPort;
+        if (targetPort !== undefined && typeof targetPort !== 'number' && typeof targetPort !== 'string') {
+          throw new ConfigError(file, `${portField}.targetPort`, 'must be a number or a name');
+        }
+        return {
+          name: check.optionalString(port.name, `${portField}.name`),
+          protocol: check.optionalString(port.protocol, `${portField}.protocol`) ?? 'TCP',
+          port: check.port(port.port, `${portField}.port`),
+          targetPort,
+        };
+      }),
+      selector: check.stringMap(service.selector, `${field}.selector`),
+      labels: check.stringMap(service.labels, `${field}.labels`),
+      annotations: check.stringMap(service.annotations, `${field}.annotations`),
+    };
+  });
+  const endpoints = check.list(root.endpoints, 'endpoints').map((item, index): EndpointsInfo => {
+    const field = `endpoints[${index}]`;
+    const entry = check.object(item, field);
+    return {
+      namespace: check.string(entry.namespace, `${field}.namespace`),
+      name: check.string(entry.name, `${field}.name`),
+      readyIPs: check.list(entry.readyIPs, `${field}.readyIPs`).map((ip, ipIndex) => check.string(ip, `${field}.readyIPs[${ipIndex}]`)),
+    };
+  });
+  return { pods, services, endpoints };
+}
+
+export async function loadSnapshotFile(file: string): Promise<ClusterSnapshot> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, undefined, `cannot read the snapshot: ${errorMessage(error)}`);
+  }
+  return parseSnapshot(text, file);
+}
+
+class FieldChecker {
+  constructor(private readonly file: string) {}
+
+  private fail(field: string | undefined, reason: string): never {
+    throw new ConfigError(this.file, field, reason);
+  }
+
+  object(value: unknown, field: string | undefined): Record<string, unknown> {
+    if (!isPlainObject(value)) this.fail(field, 'must be an object');
+    return value;
+  }
+
+  list(value: unknown, field: string): unknown[] {
+    if (!Array.isArray(value)) this.fail(field, 'must be a list');
+    return value;
+  }
+
+  string(value: unknown, field: string): string {
+    if (typeof value !== 'string' || value === '') this.fail(field, 'must be a non-empty string');
+    return value;
+  }
+
+  optionalString(value: unknown, field: string): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    return this.string(value, field);
+  }
+
+  stringMap(value: unknown, field: string): Record<string, string> {
+    if (value === undefined || value === null) return {};
+    const object = this.object(value, field);
+    for (const [key, entry] of Object.entries(object)) {
+      if (typeof entry !== 'string') this.fail(`${field}.${key}`, 'must be a string');
+    }
+    return object as Record<string, string>;
+  }
+
+  port(value: unknown, field: string): number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) this.fail(field, 'must be a port number (1..65535)');
+    return value;
+  }
 }

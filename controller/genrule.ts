@@ -1,0 +1,191 @@
+import type { ExternalService, ServiceRef } from '../lib/externalservice.js';
+import { isIPv4 } from '../lib/ipv4.js';
+import { emptyRules, toBlock, type RulesDocument } from '../lib/rules.js';
+import type { ClusterSnapshot, PodInfo, ServiceInfo } from './snapshot.js';
+import { PortTable } from './ports.js';
+
+/**
+ * genrule.py as a pure function of (ExternalServices, cluster snapshot). Port allocation is the
+ * original's, step for step: ports are handed out even when the rule that needs them cannot be
+ * emitted (missing pod IP, headless service, ...), so nothing shifts when the value appears.
+ * Only the emission of lines is filtered.
+ */
+
+export interface GenerateOptions {
+  /** Where the forwarder pods live (FORWARDER_NAMESPACE). */
+  forwarderNamespace: string;
+}
+
+export interface GenerateResult {
+  rules: RulesDocument;
+  /** Values that kept rules from being emitted (missing service, pod without IP, ...). */
+  warnings: string[];
+}
+
+export function generateRules(
+  services: readonly ExternalService[],
+  snapshot: ClusterSnapshot,
+  options: GenerateOptions,
+): GenerateResult {
+  const cluster = indexSnapshot(snapshot);
+  const rules = emptyRules();
+  const warnings: string[] = [];
+  const remotePorts = new Map<string, PortTable>();
+  for (const service of services) addRules(service, cluster, options, rules, remotePorts, warnings);
+  return { rules, warnings };
+}
+
+interface ClusterIndex {
+  pod(namespace: string, name: string): PodInfo | undefined;
+  service(ref: ServiceRef): ServiceInfo | undefined;
+  endpointIPs(ref: ServiceRef): string[];
+}
+
+const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+function indexSnapshot(snapshot: ClusterSnapshot): ClusterIndex {
+  const pods = new Map(snapshot.pods.map((pod) => [keyOf(pod.namespace, pod.name), pod]));
+  const services = new Map(snapshot.services.map((service) => [keyOf(service.namespace, service.name), service]));
+  const endpoints = new Map(snapshot.endpoints.map((entry) => [keyOf(entry.namespace, entry.name), entry]));
+  return {
+    pod: (namespace, name) => pods.get(keyOf(namespace, name)),
+    service: (ref) => services.get(keyOf(ref.namespace, ref.name)),
+    endpointIPs: (ref) => endpoints.get(keyOf(ref.namespace, ref.name))?.readyIPs ?? [],
+  };
+}
+
+/** A cluster IP a tunnel can reach: not headless ("None"), not ExternalName, not missing. */
+function usableClusterIP(service: ServiceInfo | undefined): string | undefined {
+  if (!service || service.type === 'ExternalName') return undefined;
+  return isIPv4(service.clusterIP) ? service.clusterIP : undefined;
+}
+
+/** What the original stored for a remote port: "clusterIP:svcPort" with kubectl's text for a missing IP. */
+function remoteKey(service: ServiceInfo | undefined, port: number): string {
+  return `${service?.clusterIP ?? '<none>'}:${port}`;
+}
+
+/** Services per source IP, in first-appearance order, each service once (genrule.py's set). */
+function servicesByIP(sources: readonly { service: ServiceRef; sourceIP: string }[]): Map<string, ServiceRef[]> {
+  const byIP = new Map<string, ServiceRef[]>();
+  for (const { service, sourceIP } of sources) {
+    const list = byIP.get(sourceIP) ?? [];
+    if (!list.some((known) => known.namespace === service.namespace && known.name === service.name)) list.push(service);
+    byIP.set(sourceIP, list);
+  }
+  return byIP;
+}
+
+function addRules(
+  externalService: ExternalService,
+  cluster: ClusterIndex,
+  options: GenerateOptions,
+  rules: RulesDocument,
+  remotePorts: Map<string, PortTable>,
+  warnings: string[],
+): void {
+  const { name, targetIP, sources } = externalService;
+  const warn = (message: string): void => {
+    const text = `${name}: ${message}`;
+    if (!warnings.includes(text)) warnings.push(text);
+  };
+  const localPorts = new PortTable();
+  const targetPorts = externalService.ports.map((port) => port.targetPort);
+  const sourceIPs = sources.map((source) => source.sourceIP);
+  const servicesOfIP = servicesByIP(sources);
+  // A one-way source has no -R tunnel and no gateway rules, so it takes no remote port either.
+  const remoteSources = sources.filter((source) => source.bidirectional);
+  const remoteIPs = remoteSources.map((source) => source.sourceIP);
+  const remoteServicesOfIP = servicesByIP(remoteSources);
+  const remoteTable = (ip: string): PortTable => {
+    let table = remotePorts.get(ip);
+    if (!table) remotePorts.set(ip, (table = new PortTable()));
+    return table;
+  };
+
+  const pod = cluster.pod(options.forwarderNamespace, name);
+  const podIP = isIPv4(pod?.podIP) ? pod.podIP : undefined;
+  if (podIP === undefined && targetPorts.length > 0 && sources.length > 0) {
+    const which = `forwarder pod ${options.forwarderNamespace}/${name}`;
+    warn(`${pod ? `${which} has no IP yet` : `${which} does not exist yet`}: its iptables rules are left out`);
+  }
+  const remoteRefs = new Set(remoteSources.map((source) => keyOf(source.service.namespace, source.service.name)));
+  for (const { service: ref } of sources) {
+    const key = keyOf(ref.namespace, ref.name);
+    const service = cluster.service(ref);
+    if (!service) warn(`service ${key} not found: its rules are left out until it exists`);
+    else if (remoteRefs.has(key) && usableClusterIP(service) === undefined) {
+      const why = service.type === 'ExternalName' ? 'an ExternalName service' : service.clusterIP === 'None' ? 'headless' : 'no cluster IP';
+      warn(`service ${key} has no cluster IP to tunnel to (${why}): its reverse-path rules are left out`);
+    }
+  }
+  const servicePorts = (ref: ServiceRef): number[] => cluster.service(ref)?.ports.map((port) => port.port) ?? [];
+
+  for (const port of targetPorts) localPorts.mark(port);
+  for (const ip of remoteIPs) {
+    const table = remoteTable(ip);
+    for (const ref of remoteServicesOfIP.get(ip) ?? []) for (const port of servicePorts(ref)) table.mark(port);
+  }
+
+  const sshTunnel: string[] = [];
+  for (const ip of sourceIPs) {
+    for (const targetPort of targetPorts) {
+      const fwdPort = localPorts.allocate(`${ip}:${targetPort}`);
+      if (fwdPort !== undefined) sshTunnel.push(`${fwdPort}:${targetIP}:${targetPort},${ip}`);
+    }
+  }
+
+  const remoteSshTunnel: string[] = [];
+  for (const ip of remoteIPs) {
+    for (const ref of remoteServicesOfIP.get(ip) ?? []) {
+      const service = cluster.service(ref);
+      const clusterIP = usableClusterIP(service);
+      for (const port of servicePorts(ref)) {
+        const remotePort = remoteTable(ip).allocate(remoteKey(service, port));
+        if (remotePort !== undefined && clusterIP !== undefined) remoteSshTunnel.push(`${ip}:${remotePort}:${clusterIP}:${port},${ip}`);
+      }
+    }
+  }
+
+  const forwarderIptables: string[] = [];
+  for (const [ip, refs] of servicesOfIP) {
+    for (const targetPort of targetPorts) {
+      const fwdPort = localPorts.lookup(`${ip}:${targetPort}`);
+      for (const ref of refs) {
+        for (const endpointIP of cluster.endpointIPs(ref)) {
+          if (podIP === undefined || fwdPort === undefined || !isIPv4(endpointIP)) continue;
+          forwarderIptables.push(
+            `PREROUTING -t nat -m tcp -p tcp --dst ${podIP} --src ${endpointIP} --dport ${targetPort} -j DNAT --to-destination ${podIP}:${fwdPort}`,
+            `POSTROUTING -t nat -m tcp -p tcp --dst ${targetIP} --dport ${fwdPort} -j SNAT --to-source ${podIP}`,
+          );
+        }
+      }
+    }
+  }
+
+  rules.forwarder[name] = {
+    'iptables-rule': toBlock(forwarderIptables),
+    'remote-ssh-tunnel': toBlock(remoteSshTunnel),
+    'ssh-tunnel': toBlock(sshTunnel),
+  };
+
+  for (const ip of sourceIPs) rules.gateway[ip] ??= { 'iptables-rule': '' };
+  for (const [ip, refs] of remoteServicesOfIP) {
+    const lines: string[] = [];
+    for (const ref of refs) {
+      const service = cluster.service(ref);
+      const clusterIP = usableClusterIP(service);
+      for (const port of servicePorts(ref)) {
+        const remotePort = remoteTable(ip).lookup(remoteKey(service, port));
+        if (remotePort === undefined || clusterIP === undefined) continue;
+        lines.push(
+          `PREROUTING -t nat -m tcp -p tcp --dst ${ip} --src ${targetIP} --dport ${port} -j DNAT --to-destination ${ip}:${remotePort}`,
+          `POSTROUTING -t nat -m tcp -p tcp --dst ${targetIP} --dport ${remotePort} -j SNAT --to-source ${ip}`,
+        );
+      }
+    }
+    const entry = rules.gateway[ip] ?? { 'iptables-rule': '' };
+    entry['iptables-rule'] += toBlock(lines);
+    rules.gateway[ip] = entry;
+  }
+}

@@ -1,0 +1,297 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, errorMessage } from './errors.js';
+import { isIPv4, parsePort } from './ipv4.js';
+import { isPlainObject, parseYaml } from './yaml.js';
+
+/**
+ * The ExternalService API (one YAML file per object in CONF_DIR): loading, listing and
+ * validation. Every problem is a ConfigError naming the file and the field path.
+ */
+
+export const EXTERNAL_SERVICE_KIND = 'ExternalService';
+
+export interface ServiceRef {
+  namespace: string;
+  name: string;
+}
+
+export interface ExternalServiceSource {
+  service: ServiceRef;
+  sourceIP: string;
+  /** false: only the pods -> targetIP direction (no -R tunnel, no gateway rules). Default true. */
+  bidirectional: boolean;
+}
+
+export interface ExternalServicePort {
+  protocol: 'TCP';
+  port: number;
+  /** Defaults to `port`, as in a Kubernetes Service. */
+  targetPort: number;
+  name?: string;
+}
+
+export interface ExternalService {
+  name: string;
+  targetIP: string;
+  sources: ExternalServiceSource[];
+  ports: ExternalServicePort[];
+}
+
+export interface LoadedExternalService extends ExternalService {
+  /** The conf file it came from (CONF_DIR joined with the entry name). */
+  file: string;
+}
+
+export interface ParsedExternalService {
+  /** Present only when the file has no error. */
+  service: LoadedExternalService | undefined;
+  errors: ConfigError[];
+  warnings: string[];
+}
+
+export interface LoadResult {
+  /** The valid files' ExternalServices, in conf file order. */
+  services: LoadedExternalService[];
+  /** Every problem of every invalid file (a file with any error is left out of `services`). */
+  errors: ConfigError[];
+  warnings: string[];
+}
+
+const CONF_FILE_NAME = /^[^.].*\.ya?ml$/;
+/** A Service name (the ExternalService name names the forwarder's Service too). */
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A namespace name. */
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A Service port name (IANA_SVC_NAME). */
+const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
+
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+/**
+ * The conf files of a directory: entries directly in it whose names end in .yaml or .yml and do
+ * not start with '.', that are regular files or symlinks to regular files, sorted by name.
+ */
+export async function listConfFiles(confDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(confDir);
+  } catch (error) {
+    throw new ConfigError(confDir, undefined, `cannot read the conf directory: ${errorMessage(error)}`);
+  }
+  const files: string[] = [];
+  for (const name of names.filter((entry) => CONF_FILE_NAME.test(entry)).sort(compareNames)) {
+    const file = path.join(confDir, name);
+    try {
+      if ((await fs.stat(file)).isFile()) files.push(file);
+    } catch {
+      // A dangling symlink is not a conf file.
+    }
+  }
+  return files;
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Reads and validates every conf file of a directory; names are unique across files. */
+export async function loadExternalServices(confDir: string): Promise<LoadResult> {
+  const result: LoadResult = { services: [], errors: [], warnings: [] };
+  const fileOfName = new Map<string, string>();
+  for (const file of await listConfFiles(confDir)) {
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (error) {
+      result.errors.push(new ConfigError(file, undefined, `cannot read: ${errorMessage(error)}`));
+      continue;
+    }
+    const parsed = parseExternalService(text, file);
+    result.warnings.push(...parsed.warnings);
+    result.errors.push(...parsed.errors);
+    const service = parsed.service;
+    if (!service) continue;
+    const previous = fileOfName.get(service.name);
+    if (previous !== undefined) {
+      result.errors.push(new ConfigError(file, 'metadata.name', `${show(service.name)} is already used by ${previous}`));
+      continue;
+    }
+    fileOfName.set(service.name, file);
+    result.services.push(service);
+  }
+  return result;
+}
+
+/** Parses one conf file's text; collects every problem instead of stopping at the first. */
+export function parseExternalService(text: string, file: string): ParsedExternalService {
+  const errors: ConfigError[] = [];
+  const warnings: string[] = [];
+  const fail = (field: string | undefined, reason: string): undefined => {
+    errors.push(new ConfigError(file, field, reason));
+    return undefined;
+  };
+  const done = (service?: LoadedExternalService): ParsedExternalService => ({
+    service: errors.length === 0 ? service : undefined,
+    errors,
+    warnings,
+  });
+
+  if (text.trim() === '') {
+    fail(undefined, 'file is empty');
+    return done();
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text, file);
+  } catch (error) {
+    if (error instanceof ConfigError) errors.push(error);
+    else fail(undefined, errorMessage(error));
+    return done();
+  }
+  if (data === null || data === undefined) {
+    fail(undefined, 'file is empty');
+    return done();
+  }
+  if (!isPlainObject(data)) {
+    fail(undefined, 'must be a mapping (an ExternalService object)');
+    return done();
+  }
+  if (data.kind !== EXTERNAL_SERVICE_KIND) {
+    fail('kind', data.kind === undefined ? `is missing (must be ${EXTERNAL_SERVICE_KIND})` : `${show(data.kind)} is not ${EXTERNAL_SERVICE_KIND}`);
+  }
+
+  const name = readName(data.metadata, fail);
+  const spec = data.spec;
+  if (!isPlainObject(spec)) {
+    fail('spec', spec === undefined ? 'is missing' : 'must be a mapping');
+    return done();
+  }
+  const targetIP = readIPv4(spec.targetIP, 'spec.targetIP', fail);
+  const sources = readSources(spec.sources, file, fail, warnings);
+  const ports = readPorts(spec.ports, fail);
+  if (name === undefined || targetIP === undefined || sources === undefined || ports === undefined) return done();
+  return done({ file, name, targetIP, sources, ports });
+}
+
+type Fail = (field: string | undefined, reason: string) => undefined;
+
+function readName(metadata: unknown, fail: Fail): string | undefined {
+  if (!isPlainObject(metadata)) return fail('metadata', metadata === undefined ? 'is missing' : 'must be a mapping');
+  const name = metadata.name;
+  if (name === undefined || name === null || name === '') return fail('metadata.name', 'is missing');
+  if (typeof name !== 'string' || !DNS1035_LABEL.test(name)) {
+    return fail(
+      'metadata.name',
+      `${show(name)} is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters)`,
+    );
+  }
+  return name;
+}
+
+function readIPv4(value: unknown, field: string, fail: Fail): string | undefined {
+  if (value === undefined || value === null || value === '') return fail(field, 'is missing');
+  if (!isIPv4(value)) return fail(field, `${show(value)} is not an IPv4 address`);
+  return value;
+}
+
+function readSources(value: unknown, file: string, fail: Fail, warnings: string[]): ExternalServiceSource[] | undefined {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return fail('spec.sources', 'must be a list');
+  const sources: ExternalServiceSource[] = [];
+  let valid = true;
+  value.forEach((item: unknown, index) => {
+    const field = `spec.sources[${index}]`;
+    if (!isPlainObject(item)) {
+      valid = fail(field, 'must be a mapping with service and sourceIP') ?? false;
+      return;
+    }
+    const hasService = item.service !== undefined && item.service !== null;
+    const hasSourceIP = item.sourceIP !== undefined && item.sourceIP !== null;
+    const service = hasService ? readServiceRef(item.service, `${field}.service`, fail) : undefined;
+    const sourceIP = hasSourceIP ? readIPv4(item.sourceIP, `${field}.sourceIP`, fail) : undefined;
+    const bidirectional = readBidirectional(item.bidirectional, `${field}.bidirectional`, fail);
+    if ((hasService && !service) || (hasSourceIP && !sourceIP) || bidirectional === undefined) {
+      valid = false;
+      return;
+    }
+    if (!service || !sourceIP) {
+      warnings.push(`${file}: ${field}: skipped: it has no ${service ? 'sourceIP' : 'service'}`);
+      return;
+    }
+    sources.push({ service, sourceIP, bidirectional });
+  });
+  return valid ? sources : undefined;
+}
+
+function readServiceRef(value: unknown, field: string, fail: Fail): ServiceRef | undefined {
+  if (!isPlainObject(value)) return fail(field, 'must be a mapping with namespace and name');
+  const { namespace, name } = value;
+  let valid = true;
+  if (namespace === undefined || namespace === null || namespace === '') valid = fail(`${field}.namespace`, 'is missing') ?? false;
+  else if (typeof namespace !== 'string' || !DNS1123_LABEL.test(namespace)) {
+    valid = fail(`${field}.namespace`, `${show(namespace)} is not a namespace name (DNS-1123 label)`) ?? false;
+  }
+  if (name === undefined || name === null || name === '') valid = fail(`${field}.name`, 'is missing') ?? false;
+  else if (typeof name !== 'string' || !DNS1035_LABEL.test(name)) {
+    valid = fail(`${field}.name`, `${show(name)} is not a Service name (DNS-1035 label)`) ?? false;
+  }
+  return valid ? { namespace: namespace as string, name: name as string } : undefined;
+}
+
+function readBidirectional(value: unknown, field: string, fail: Fail): boolean | undefined {
+  if (value === undefined || value === null) return true;
+  if (typeof value !== 'boolean') return fail(field, `${show(value)} is not true or false`);
+  return value;
+}
+
+function readPorts(value: unknown, fail: Fail): ExternalServicePort[] | undefined {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return fail('spec.ports', 'must be a list');
+  const ports: ExternalServicePort[] = [];
+  const seenPorts = new Map<number, number>();
+  const seenNames = new Map<string, number>();
+  let valid = true;
+  value.forEach((item: unknown, index) => {
+    const field = `spec.ports[${index}]`;
+    if (!isPlainObject(item)) {
+      valid = fail(field, 'must be a mapping with port and targetPort') ?? false;
+      return;
+    }
+    const protocol = item.protocol ?? 'TCP';
+    if (protocol !== 'TCP') valid = fail(`${field}.protocol`, `${show(protocol)} is not supported (only TCP)`) ?? false;
+    const port = readPort(item.port, `${field}.port`, fail);
+    const targetPort = item.targetPort === undefined || item.targetPort === null ? port : readPort(item.targetPort, `${field}.targetPort`, fail);
+    let name: string | undefined;
+    if (item.name !== undefined && item.name !== null) {
+      if (typeof item.name !== 'string' || !PORT_NAME.test(item.name)) {
+        valid =
+          fail(`${field}.name`, `${show(item.name)} is not a port name (lowercase letters, digits and '-', at most 15 characters, with a letter)`) ??
+          false;
+      } else {
+        name = item.name;
+        const other = seenNames.get(name);
+        if (other !== undefined) valid = fail(`${field}.name`, `${show(name)} is also the name of spec.ports[${other}]`) ?? false;
+        seenNames.set(name, index);
+      }
+    }
+    if (port === undefined || targetPort === undefined) {
+      valid = false;
+      return;
+    }
+    const other = seenPorts.get(port);
+    if (other !== undefined) valid = fail(`${field}.port`, `${port} is also the port of spec.ports[${other}]`) ?? false;
+    seenPorts.set(port, index);
+    ports.push(name === undefined ? { protocol: 'TCP', port, targetPort } : { protocol: 'TCP', port, targetPort, name });
+  });
+  return valid ? ports : undefined;
+}
+
+function readPort(value: unknown, field: string, fail: Fail): number | undefined {
+  if (value === undefined || value === null || value === '') return fail(field, 'is missing');
+  const port = parsePort(value);
+  if (port === undefined) return fail(field, `${show(value)} is not a port number (1..65535)`);
+  return port;
+}
