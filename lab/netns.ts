@@ -1,0 +1,315 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, execaSync } from 'execa';
+
+/**
+ * Primitives for system tests and the end-to-end lab: network namespaces, veths, bridges, sshd and TCP peers that the
+ * test makes itself. A Lab records everything it creates and removes it all in cleanup(), also
+ * after a failure. It never touches the root namespace's addresses, routes or iptables, nor
+ * /etc/ssh/sshd_config.
+ */
+
+/** The package root, from the source (lab/) or the compiled (dist/lab/) location of this file. */
+export const PACKAGE_ROOT = ((): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+const HERE = path.join(PACKAGE_ROOT, 'lab');
+export const SSHD = '/usr/sbin/sshd';
+
+function onPath(program: string): boolean {
+  if (program.startsWith('/')) return fs.existsSync(program);
+  return (process.env.PATH ?? '')
+    .split(':')
+    .concat(['/usr/sbin', '/sbin'])
+    .some((dir) => fs.existsSync(path.join(dir, program)));
+}
+
+/** Why system tests cannot run here, or undefined when they can. */
+export function systemSkipReason(programs: readonly string[] = []): string | undefined {
+  if (process.getuid?.() !== 0) return 'system tests need root (network namespaces, iptables, sshd)';
+  const missing = ['ip', 'unshare', 'nsenter', ...programs].filter((program) => !onPath(program));
+  if (missing.length > 0) return `missing programs: ${missing.join(', ')}`;
+  return undefined;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run in a PID namespace of its own (so `ps` sees only its own processes). */
+  pidns?: boolean;
+  /**
+   * Enter only the network namespace (nsenter) with a mount namespace that still shares
+   * /run/netns with the host, so the program can itself create namespaces with `ip netns add`
+   * that everyone sees (LINUX-NOTES: `ip netns exec` would make them private).
+   */
+  hostLike?: boolean;
+  /** Collect stdout/stderr (default: collected into .output). */
+  stdio?: 'pipe' | 'ignore';
+}
+
+export interface LabProcess {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number | null>;
+}
+
+export class Lab {
+  readonly prefix: string;
+  readonly tempDir: string;
+  private readonly namespaces: string[] = [];
+  private readonly rootLinks: string[] = [];
+  private readonly processes: LabProcess[] = [];
+  private readonly pidFiles: string[] = [];
+
+  constructor(prefix: string) {
+    if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new Error(`lab prefix must be 1-8 lowercase letters/digits: ${prefix}`);
+    this.prefix = prefix;
+    this.tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  }
+
+  /** Creates network namespace <prefix><name> with lo up; returns its full name. */
+  async netns(name: string): Promise<string> {
+    const full = `${this.prefix}${name}`;
+    await execa('ip', ['netns', 'del', full], { reject: false });
+    await execa('ip', ['netns', 'add', full]);
+    this.namespaces.push(full);
+    await this.exec(full, ['ip', 'link', 'set', 'lo', 'up']);
+    return full;
+  }
+
+  /** Remembers a namespace made by someone else (e.g. the program under test) for cleanup. */
+  adoptNetns(full: string): void {
+    if (!this.namespaces.includes(full)) this.namespaces.push(full);
+  }
+
+  async exec(ns: string | undefined, argv: readonly string[], options: { reject?: boolean; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+    const [file, ...args] = ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv];
+    const result = await execa(file as string, args, {
+      reject: false,
+      input: options.input,
+      timeout: options.timeoutMs ?? 30_000,
+      env: options.env,
+    });
+    const out = { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode ?? -1 };
+    if (result.failed && options.reject !== false) {
+      throw new Error(`${argv.join(' ')} (in ${ns ?? 'root'}) failed: ${out.stderr || result.message}`);
+    }
+    return out;
+  }
+
+  async bridge(ns: string, dev: string): Promise<void> {
+    await this.exec(ns, ['ip', 'link', 'add', dev, 'type', 'bridge']);
+    await this.up(ns, dev);
+  }
+
+  /** A veth pair with one end in each namespace (each end is created directly in its namespace). */
+  async veth(nsA: string, devA: string, nsB: string, devB: string): Promise<void> {
+    await this.exec(undefined, ['ip', 'link', 'add', devA, 'netns', nsA, 'type', 'veth', 'peer', 'name', devB, 'netns', nsB]);
+    await this.up(nsA, devA);
+    await this.up(nsB, devB);
+  }
+
+  async master(ns: string, dev: string, bridge: string): Promise<void> {
+    await this.exec(ns, ['ip', 'link', 'set', dev, 'master', bridge]);
+  }
+
+  async addr(ns: string, dev: string, cidr: string): Promise<void> {
+    await this.exec(ns, ['ip', 'addr', 'add', cidr, 'dev', dev]);
+  }
+
+  async up(ns: string, dev: string): Promise<void> {
+    await this.exec(ns, ['ip', 'link', 'set', dev, 'up']);
+  }
+
+  async route(ns: string, args: readonly string[]): Promise<void> {
+    await this.exec(ns, ['ip', 'route', 'add', ...args]);
+  }
+
+  async sysctl(ns: string, key: string, value: string): Promise<void> {
+    await this.exec(ns, ['sysctl', '-q', '-w', `${key}=${value}`]);
+  }
+
+  /** Starts a long-running program, tracked and killed (with its process group) in cleanup. */
+  spawn(ns: string | undefined, argv: readonly string[], options: SpawnOptions = {}): LabProcess {
+    let command = [...argv];
+    if (options.pidns) command = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', '--', ...command];
+    if (ns !== undefined) {
+      command = options.hostLike
+        ? ['nsenter', `--net=/run/netns/${ns}`, '--', 'unshare', '--mount', '--propagation', 'unchanged', '--', ...command]
+        : ['ip', 'netns', 'exec', ns, ...command];
+    }
+    const [file, ...args] = command;
+    const child = spawn(file as string, args, {
+      env: { ...process.env, ...options.env },
+      cwd: options.cwd,
+      detached: true,
+      stdio: options.stdio === 'ignore' ? 'ignore' : ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => {
+      child.on('exit', (code) => resolve(code));
+      child.on('error', () => resolve(-1));
+    });
+    const handle: LabProcess = { child, output: () => output, exited };
+    this.processes.push(handle);
+    return handle;
+  }
+
+  /** Stops a process started with spawn() (SIGTERM to its group, SIGKILL after 3 s). */
+  async stop(handle: LabProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const pid = handle.child.pid;
+    if (pid === undefined || handle.child.exitCode !== null || handle.child.signalCode !== null) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, 3000);
+    await handle.exited;
+    clearTimeout(timer);
+  }
+
+  /** An ed25519 key pair in the lab's temp dir. */
+  async sshKeypair(name = 'id_ed25519'): Promise<{ privateKey: string; publicKey: string }> {
+    const privateKey = path.join(this.tempDir, name);
+    if (!fs.existsSync(privateKey)) {
+      await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'k8s-ext-connector-test', '-f', privateKey]);
+    }
+    return { privateKey, publicKey: `${privateKey}.pub` };
+  }
+
+  /**
+   * Runs an sshd in `ns` with its own config, host key, authorized_keys and pid file in the lab's
+   * temp dir (GatewayPorts clientspecified, root login by key). Resolves once it listens.
+   */
+  async startSshd(
+    ns: string,
+    options: { listenAddress: string; port?: number; authorizedKeys: readonly string[]; extraConfig?: readonly string[] },
+  ): Promise<{ pid: number; configFile: string; pidFile: string }> {
+    fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    const id = `sshd-${ns}-${options.listenAddress}-${options.port ?? 22}`;
+    const dir = path.join(this.tempDir, id);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const hostKey = path.join(dir, 'host_ed25519');
+    if (!fs.existsSync(hostKey)) await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const authorized = path.join(dir, 'authorized_keys');
+    fs.writeFileSync(authorized, options.authorizedKeys.map((file) => fs.readFileSync(file, 'utf8').trim()).join('\n') + '\n', { mode: 0o600 });
+    const pidFile = path.join(dir, 'sshd.pid');
+    const configFile = path.join(dir, 'sshd_config');
+    fs.writeFileSync(
+      configFile,
+      [
+        `ListenAddress ${options.listenAddress}`,
+        `Port ${options.port ?? 22}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${pidFile}`,
+        `AuthorizedKeysFile ${authorized}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes no',
+        'GatewayPorts clientspecified',
+        'AllowTcpForwarding yes',
+        'LogLevel ERROR',
+        ...(options.extraConfig ?? []),
+        '',
+      ].join('\n'),
+    );
+    await execa(SSHD, ['-t', '-f', configFile]);
+    await this.exec(ns, [SSHD, '-f', configFile]);
+    this.pidFiles.push(pidFile);
+    const pid = await waitFor(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined : undefined), 5000, `sshd pid file ${pidFile}`);
+    return { pid, configFile, pidFile };
+  }
+
+  /** A TCP server in `ns` that answers each connection with the peer address it saw. */
+  async peerServer(ns: string, ip: string, port: number): Promise<{ seen: () => string[]; process: LabProcess }> {
+    const log = path.join(this.tempDir, `peer-${ns}-${ip}-${port}.log`);
+    fs.writeFileSync(log, '');
+    const handle = this.spawn(ns, [process.execPath, path.join(HERE, 'peer-server.mjs'), ip, String(port), log]);
+    await waitFor(() => (handle.output().includes('listening') ? true : undefined), 5000, `peer server on ${ip}:${port}`, handle);
+    return { seen: () => fs.readFileSync(log, 'utf8').split('\n').filter(Boolean), process: handle };
+  }
+
+  /** Connects from `ns` to ip:port and resolves with the server's reply (rejects on failure). */
+  async connect(ns: string, ip: string, port: number, options: { timeoutMs?: number } = {}): Promise<string> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const result = await this.exec(ns, [process.execPath, path.join(HERE, 'peer-client.mjs'), ip, String(port), String(timeoutMs)], {
+      reject: false,
+      timeoutMs: timeoutMs + 2000,
+    });
+    if (result.exitCode !== 0) throw new Error(`connect ${ip}:${port} from ${ns} failed: ${result.stderr.trim()}`);
+    return result.stdout.trim();
+  }
+
+  /** Removes every namespace, process, pid file and temp file the lab made. Idempotent. */
+  async cleanup(): Promise<void> {
+    for (const handle of this.processes.splice(0).reverse()) await this.stop(handle).catch(() => undefined);
+    for (const pidFile of this.pidFiles.splice(0)) {
+      try {
+        const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+        if (pid > 1) process.kill(pid, 'SIGTERM');
+      } catch {
+        /* not running */
+      }
+    }
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      // Processes still inside the namespace (started by the program under test) go first.
+      const pids = await execa('ip', ['netns', 'pids', ns], { reject: false });
+      for (const pid of String(pids.stdout).split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+    }
+    for (const link of this.rootLinks.splice(0)) await execa('ip', ['link', 'del', link], { reject: false });
+    fs.rmSync(this.tempDir, { recursive: true, force: true });
+  }
+
+  /** Namespaces whose names start with the lab's prefix that still exist (for leak checks). */
+  static leftovers(prefix: string): string[] {
+    const result = execaSync('ip', ['netns', 'list'], { reject: false });
+    return String(result.stdout)
+      .split('\n')
+      .map((line) => line.split(' ')[0] ?? '')
+      .filter((name) => name.startsWith(prefix));
+  }
+}
+
+/** Polls `probe` every 50 ms until it returns a value, or rejects after `timeoutMs`. */
+export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, handle?: LabProcess): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${handle ? `\n${handle.output()}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
