@@ -1,0 +1,122 @@
+import { Command, Option } from 'commander';
+import { parseSeconds } from '../lib/cli.js';
+import { ConfigError } from '../lib/errors.js';
+import { defaultSshOptions, type SshSettings } from './tunnel.js';
+
+/** commander -> typed, checked settings. No work happens here. */
+
+export interface ForwarderSettings {
+  name: string;
+  dataFile: string;
+  ssh: SshSettings;
+  /** Added as `USER@` to every tunnel host that names no user itself. */
+  sshUser: string | undefined;
+  intervalMs: number;
+  sshStartTimeoutMs: number;
+}
+
+export const DEFAULTS = {
+  sshKey: '/etc/ssh-key/id_rsa',
+  strictHostKeyChecking: 'no',
+  interval: '10',
+  sshStartTimeout: '30',
+} as const;
+
+interface RawOptions {
+  externalServiceName?: string;
+  dataFile?: string;
+  sshKey: string;
+  sshUser?: string;
+  strictHostKeyChecking: string;
+  knownHosts?: string;
+  sshOptions?: string;
+  interval: string;
+  sshStartTimeout: string;
+}
+
+export interface ProgramActions {
+  run(settings: ForwarderSettings, once: boolean): Promise<void>;
+  status(settings: ForwarderSettings): Promise<void>;
+}
+
+export function buildProgram(actions: ProgramActions): Command {
+  const program = new Command('forwarder')
+    .description(
+      'Keeps the ssh tunnels and the nat table of this pod equal to forwarder.<EXTERNAL_SERVICE_NAME> of the data file; ' +
+        'reconciles every --interval seconds and as soon as the data file changes.',
+    )
+    .addOption(new Option('--once', 'run one reconcile cycle and exit'))
+    .addOption(new Option('--external-service-name <name>', 'this forwarder\'s entry in the data file (required)').env('EXTERNAL_SERVICE_NAME'))
+    .addOption(new Option('--data-file <file>', 'the rules file (the ConfigMap\'s data.yaml; required)').env('DATA_FILE'))
+    .addOption(new Option('--ssh-key <file>', 'private key for the tunnels').env('SSH_KEY').default(DEFAULTS.sshKey))
+    .addOption(new Option('--ssh-user <user>', 'user to connect as (USER@HOST); default: ssh\'s own choice').env('SSH_USER'))
+    .addOption(
+      new Option('--strict-host-key-checking <mode>', 'ssh StrictHostKeyChecking (yes, accept-new, no)')
+        .env('SSH_STRICT_HOST_KEY_CHECKING')
+        .default(DEFAULTS.strictHostKeyChecking),
+    )
+    .addOption(new Option('--known-hosts <file>', 'ssh UserKnownHostsFile; default: ssh\'s own').env('SSH_KNOWN_HOSTS'))
+    .addOption(
+      new Option('--ssh-options <options>', `extra ssh -o options, space-separated Key=Value; they win over the built-in ${defaultSshOptions().join(' ')}`).env(
+        'SSH_OPTIONS',
+      ),
+    )
+    .addOption(new Option('--interval <seconds>', 'resync interval').env('INTERVAL').default(DEFAULTS.interval))
+    .addOption(
+      new Option('--ssh-start-timeout <seconds>', 'how long one tunnel may take to start').env('SSH_START_TIMEOUT').default(DEFAULTS.sshStartTimeout),
+    )
+    .showHelpAfterError()
+    .action(async (options: RawOptions & { once?: boolean }) => {
+      await actions.run(settingsFrom(options), options.once === true);
+    });
+
+  program
+    .command('status')
+    .description('show the running tunnels and nat rules next to the desired ones (exit 1 when they differ)')
+    .action(async (_options: unknown, command: Command) => {
+      await actions.status(settingsFrom(command.optsWithGlobals<RawOptions>()));
+    });
+  return program;
+}
+
+function required(value: string | undefined, variable: string, flag: string): string {
+  if (value === undefined || value.trim() === '') {
+    throw new ConfigError('environment', variable, `${variable} is required to be passed as an environment variable (or ${flag})`);
+  }
+  return value;
+}
+
+function sshOptionList(text: string | undefined): string[] {
+  const options = (text ?? '').split(/\s+/).filter((word) => word !== '');
+  for (const option of options) {
+    if (!/^[A-Za-z]+=\S+$/.test(option)) throw new ConfigError('environment', 'SSH_OPTIONS', `"${option}" is not an ssh Key=Value option`);
+  }
+  return options;
+}
+
+export function settingsFrom(options: RawOptions): ForwarderSettings {
+  const name = required(options.externalServiceName, 'EXTERNAL_SERVICE_NAME', '--external-service-name');
+  const dataFile = required(options.dataFile, 'DATA_FILE', '--data-file');
+  const sshUser = options.sshUser?.trim() || undefined;
+  if (sshUser !== undefined && !/^[\w.-]+$/.test(sshUser)) throw new ConfigError('environment', 'SSH_USER', `"${sshUser}" is not a user name`);
+  const knownHosts = options.knownHosts?.trim() || undefined;
+  if (!/^(yes|no|accept-new|off)$/.test(options.strictHostKeyChecking)) {
+    throw new ConfigError('environment', 'SSH_STRICT_HOST_KEY_CHECKING', `must be yes, accept-new, no or off, not "${options.strictHostKeyChecking}"`);
+  }
+  return {
+    name,
+    dataFile,
+    ssh: {
+      key: options.sshKey,
+      options: [
+        ...sshOptionList(options.sshOptions),
+        `StrictHostKeyChecking=${options.strictHostKeyChecking}`,
+        ...(knownHosts ? [`UserKnownHostsFile=${knownHosts}`] : []),
+        ...defaultSshOptions(),
+      ],
+    },
+    sshUser,
+    intervalMs: parseSeconds(options.interval, 'INTERVAL') * 1000,
+    sshStartTimeoutMs: parseSeconds(options.sshStartTimeout, 'SSH_START_TIMEOUT') * 1000,
+  };
+}

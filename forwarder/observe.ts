@@ -1,0 +1,93 @@
+import { CommandError } from '../lib/errors.js';
+import { run } from '../lib/exec.js';
+import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
+import { TUNNEL_MARKERS, type RunningTunnel, type TunnelKind } from './tunnel.js';
+
+/** Reads what is running and applied in the pod: ssh tunnels (`ps`) and the nat table (`iptables-save`). */
+
+export interface SshProcess {
+  pid: number;
+  /** The command line split at whitespace, as `ps -o args` prints it. */
+  args: string[];
+}
+
+export interface NatTable {
+  rules: NatRule[];
+  chains: string[];
+}
+
+export interface ObservedState {
+  tunnels: RunningTunnel[];
+  nat: NatTable;
+}
+
+export const PS_ARGS = ['-C', 'ssh', '-o', 'pid,args', '--no-headers'] as const;
+export const IPTABLES_SAVE_ARGS = ['-t', 'nat'] as const;
+
+/** Parses `ps -o pid,args --no-headers` output; lines that do not start with a pid are ignored. */
+export function parsePs(text: string): SshProcess[] {
+  const processes: SshProcess[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^\s*(\d+)\s+(.*\S)\s*$/.exec(line);
+    if (!match) continue;
+    processes.push({ pid: Number(match[1]), args: (match[2] as string).split(/\s+/) });
+  }
+  return processes;
+}
+
+function containsSequence(words: readonly string[], sequence: readonly string[]): boolean {
+  for (let start = 0; start + sequence.length <= words.length; start++) {
+    if (sequence.every((word, offset) => words[start + offset] === word)) return true;
+  }
+  return false;
+}
+
+/** The kind of tunnel a command line is, by its marker words (`-g -f -N -L` / `-f -N -R`). */
+export function tunnelKindOf(args: readonly string[]): TunnelKind | undefined {
+  if (containsSequence(args, TUNNEL_MARKERS.local)) return 'local';
+  if (containsSequence(args, TUNNEL_MARKERS.remote)) return 'remote';
+  return undefined;
+}
+
+/** The ssh processes that are tunnels, identified by their last two words (SPEC, HOST). */
+export function findTunnels(processes: readonly SshProcess[]): RunningTunnel[] {
+  const tunnels: RunningTunnel[] = [];
+  for (const { pid, args } of processes) {
+    const kind = tunnelKindOf(args);
+    if (kind === undefined || args.length < 2) continue;
+    tunnels.push({ pid, kind, spec: args[args.length - 2] as string, host: args[args.length - 1] as string });
+  }
+  return tunnels;
+}
+
+export async function observeTunnels(signal?: AbortSignal): Promise<RunningTunnel[]> {
+  try {
+    const result = await run('ps', PS_ARGS, { signal });
+    return findTunnels(parsePs(result.stdout));
+  } catch (error) {
+    // ps exits 1 with no output when no process matches.
+    if (error instanceof CommandError && error.exitCode === 1 && error.stdout.trim() === '') return [];
+    throw error;
+  }
+}
+
+export async function observeNat(signal?: AbortSignal): Promise<NatTable> {
+  const result = await run('iptables-save', IPTABLES_SAVE_ARGS, { signal });
+  return parseIptablesSave(result.stdout);
+}
+
+export async function observe(signal?: AbortSignal): Promise<ObservedState> {
+  const [tunnels, nat] = await Promise.all([observeTunnels(signal), observeNat(signal)]);
+  return { tunnels, nat };
+}
+
+/** The pids among `pids` whose process still runs (a zombie has exited and freed its ports). */
+export async function runningPids(pids: readonly number[]): Promise<number[]> {
+  if (pids.length === 0) return [];
+  const result = await run('ps', ['-o', 'pid=,stat=', '-p', pids.join(',')], { reject: false });
+  return result.stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([pid, stat]) => pid !== undefined && /^\d+$/.test(pid) && !stat?.startsWith('Z'))
+    .map(([pid]) => Number(pid));
+}

@@ -1,0 +1,53 @@
+import { ConfigError, TerminalError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { runLoop, runOnce } from '../lib/loop.js';
+import { abortOnSignals } from '../lib/signals.js';
+import { apply } from './apply.js';
+import type { ForwarderSettings } from './command.js';
+import { readDesired } from './desired.js';
+import { observe } from './observe.js';
+import { plan } from './plan.js';
+
+/** One cycle: read the data file, observe the pod, plan, apply. */
+export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal): Promise<void> {
+  const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser);
+  if (!desired.hasEntry) log.debug('no entry for this name in the data file: no tunnels and no rules wanted', { name: settings.name });
+  const actions = plan(desired, await observe(signal), settings.ssh);
+  if (actions.length === 0) {
+    log.debug('in sync', { tunnels: desired.tunnels.length, rules: desired.rules.length });
+    return;
+  }
+  const failures = await apply(actions, { log, signal, sshStartTimeoutMs: settings.sshStartTimeoutMs });
+  if (failures.length > 0) throw new Error(`${failures.length} of ${actions.length} changes failed (see above)`);
+}
+
+/**
+ * `--once` runs one cycle. Otherwise the loop runs until SIGINT/SIGTERM, watching the data
+ * file's directory (a ConfigMap volume swaps its `..data` symlink). On exit the tunnels and the
+ * nat table are left as they are: in a pod the container's end stops the tunnels anyway, and a
+ * forwarder restarted outside a container adopts them without a break in traffic.
+ */
+export async function runForwarder(settings: ForwarderSettings, once: boolean, log: Logger): Promise<void> {
+  const controller = abortOnSignals(log);
+  if (once) {
+    await runOnce((signal) => reconcile(settings, log, signal), controller.signal);
+    return;
+  }
+  log.info('starting', { name: settings.name, dataFile: settings.dataFile, interval: `${settings.intervalMs / 1000}s` });
+  await runLoop({
+    log,
+    intervalMs: settings.intervalMs,
+    signal: controller.signal,
+    watch: [{ path: settings.dataFile, kind: 'file' }],
+    reconcile: async (signal) => {
+      try {
+        await reconcile(settings, log, signal);
+      } catch (error) {
+        // A bad data file is fixed by a change to it (which the watch sees), not by retrying.
+        if (error instanceof ConfigError) throw new TerminalError(`${error.message}; keeping the tunnels and rules that are applied`);
+        throw error;
+      }
+    },
+  });
+  log.info('stopped; tunnels and nat rules left in place');
+}

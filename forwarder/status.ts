@@ -1,0 +1,108 @@
+import { errorMessage } from '../lib/errors.js';
+import { canonicalRule, type NatRule } from '../lib/iptables.js';
+import type { ForwarderSettings } from './command.js';
+import { readDesired, type DesiredState } from './desired.js';
+import { observe, type ObservedState } from './observe.js';
+import { natInSync } from './plan.js';
+import { tunnelKey, tunnelLine, type Tunnel } from './tunnel.js';
+
+/** `forwarder status`: what runs and is applied next to what the data file asks for. */
+
+export type TunnelState = 'running' | 'missing' | 'extra' | 'duplicate';
+
+export interface TunnelStatus {
+  tunnel: Tunnel;
+  state: TunnelState;
+  pid?: number;
+}
+
+export interface StatusReport {
+  name: string;
+  dataFile: string;
+  /** Why the data file could not be used; then only what runs is shown. */
+  dataError?: string;
+  hasEntry: boolean;
+  tunnels: TunnelStatus[];
+  nat: { inSync: boolean; desired: number; live: number; missing: string[]; extra: string[] };
+  inSync: boolean;
+}
+
+function ruleText(rule: NatRule): string {
+  return [rule.chain, ...rule.args].join(' ');
+}
+
+export function buildStatus(
+  settings: Pick<ForwarderSettings, 'name' | 'dataFile'>,
+  desired: DesiredState | { error: string },
+  observed: ObservedState,
+): StatusReport {
+  const known = 'error' in desired ? undefined : desired;
+  const tunnels: TunnelStatus[] = [];
+  const seen = new Set<string>();
+  const wanted = new Set((known?.tunnels ?? []).map(tunnelKey));
+  for (const running of [...observed.tunnels].sort((a, b) => a.pid - b.pid)) {
+    const key = tunnelKey(running);
+    const state: TunnelState = known && !wanted.has(key) ? 'extra' : seen.has(key) ? 'duplicate' : 'running';
+    seen.add(key);
+    tunnels.push({ tunnel: running, state, pid: running.pid });
+  }
+  for (const tunnel of known?.tunnels ?? []) {
+    if (seen.has(tunnelKey(tunnel))) continue;
+    seen.add(tunnelKey(tunnel));
+    tunnels.push({ tunnel, state: 'missing' });
+  }
+
+  const desiredRules = known?.rules ?? [];
+  const liveKeys = new Set(observed.nat.rules.map(canonicalRule));
+  const desiredKeys = new Set(desiredRules.map(canonicalRule));
+  const nat = {
+    inSync: known ? natInSync(desiredRules, observed.nat) : false,
+    desired: desiredRules.length,
+    live: observed.nat.rules.length,
+    missing: known ? desiredRules.filter((rule) => !liveKeys.has(canonicalRule(rule))).map(ruleText) : [],
+    extra: known ? observed.nat.rules.filter((rule) => !desiredKeys.has(canonicalRule(rule))).map(ruleText) : [],
+  };
+  return {
+    name: settings.name,
+    dataFile: settings.dataFile,
+    ...('error' in desired ? { dataError: desired.error } : {}),
+    hasEntry: known?.hasEntry ?? false,
+    tunnels,
+    nat,
+    inSync: known !== undefined && nat.inSync && tunnels.every((status) => status.state === 'running'),
+  };
+}
+
+const STATE_NOTE: Record<TunnelState, string> = {
+  running: 'ok',
+  missing: 'missing (will be started)',
+  extra: 'extra (will be stopped)',
+  duplicate: 'duplicate (will be stopped)',
+};
+
+export function formatStatus(report: StatusReport): string {
+  const lines = [`forwarder ${report.name} (data file ${report.dataFile})`];
+  if (report.dataError) lines.push(`data file: unusable, nothing will change until it is fixed: ${report.dataError}`);
+  else if (!report.hasEntry) lines.push(`data file: no entry for ${report.name}: no tunnels and no rules wanted`);
+  lines.push(`tunnels: ${report.tunnels.filter((status) => status.state === 'running').length} running`);
+  for (const status of report.tunnels) {
+    const pid = status.pid === undefined ? '-' : String(status.pid);
+    lines.push(`  ${status.tunnel.kind.padEnd(6)} ${tunnelLine(status.tunnel)}  pid ${pid}  ${report.dataError ? 'running' : STATE_NOTE[status.state]}`);
+  }
+  const { nat } = report;
+  if (report.dataError) lines.push(`nat table: ${nat.live} rules`);
+  else lines.push(`nat table: ${nat.inSync ? 'in sync' : 'differs (will be replaced)'}, ${nat.live} live, ${nat.desired} desired`);
+  for (const rule of nat.missing) lines.push(`  missing  ${rule}`);
+  for (const rule of nat.extra) lines.push(`  extra    ${rule}`);
+  if (!report.dataError && !nat.inSync && nat.missing.length === 0 && nat.extra.length === 0) lines.push('  the same rules in another order');
+  lines.push(report.inSync ? 'in sync' : 'not in sync');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Prints the status on stdout; exit code 1 when anything differs or the data file is unusable. */
+export async function showStatus(settings: ForwarderSettings): Promise<void> {
+  const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser).catch((error: unknown) => ({ error: errorMessage(error) }));
+  const report = buildStatus(settings, desired, await observe());
+  process.stdout.write(formatStatus(report));
+  if (!report.inSync) process.exitCode = 1;
+}
