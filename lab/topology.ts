@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Lab, PACKAGE_ROOT, waitFor, type LabProcess } from './netns.js';
+import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
 
 /**
  * The original README's three servers, built in network namespaces on one machine:
