@@ -1,6 +1,10 @@
 import { Command, Option } from 'commander';
 import { createLogger } from '../lib/log.js';
 import { genruleCommand, snapshotCommand, validateCommand } from './genrule-command.js';
+import { runController } from './run.js';
+import { addObjectOptions, addRunOptions, addStatusOptions, parseGatewayHosts, resolveControllerSettings, resolveObjectSettings, type RawOptions } from './settings.js';
+import { runStatus } from './status.js';
+import { runTeardown } from './teardown.js';
 
 /**
  * The bin/controller program. Each subcommand is one self-contained `add...` block below.
@@ -48,6 +52,41 @@ function addSnapshotCommand(program: Command): void {
     });
 }
 
+function addRunCommand(program: Command): void {
+  program.usage('[run] [--once] [options] <CONF_DIR>  |  controller <command> [options]');
+  const command = program
+    .command('run', { isDefault: true })
+    .description('(default command) reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)')
+    .argument('<CONF_DIR>', 'directory of ExternalService YAML files')
+    .option('--once', 'run one cycle and exit (0 on success, 1 on failure, 2 when a conf file is invalid)');
+  addRunOptions(command).action(async (confDir: string, options: RawOptions & { once?: boolean }) => {
+    const settings = resolveControllerSettings(confDir, options);
+    await runController(settings, { once: options.once === true, log: createLogger('controller') });
+  });
+}
+
+function addTeardownCommand(program: Command): void {
+  const command = program
+    .command('teardown')
+    .description('delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace')
+    .argument('<CONF_DIR>', 'directory of ExternalService YAML files');
+  addObjectOptions(command).action(async (confDir: string, options: RawOptions) => {
+    await runTeardown(confDir, resolveObjectSettings(options), createLogger('controller/teardown'));
+  });
+}
+
+function addStatusCommand(program: Command): void {
+  const command = program
+    .command('status')
+    .description('show what is applied and what is wrong (invalid files, missing objects, gateways without the current rules); exit 1 if anything is')
+    .argument('<CONF_DIR>', 'directory of ExternalService YAML files');
+  addStatusOptions(command).action(async (confDir: string, options: RawOptions) => {
+    const hosts = options.gateway === undefined || options.gateway.trim() === '' ? undefined : parseGatewayHosts(options.gateway);
+    const healthy = await runStatus(confDir, resolveObjectSettings(options), hosts, process.stdout);
+    if (!healthy) process.exitCode = 1;
+  });
+}
+
 export function createControllerProgram(): Command {
   const program = new Command('controller').description(
     'k8s-ext-connector controller: runs forwarder pods and publishes the tunnel and iptables rules for the ExternalServices of CONF_DIR',
@@ -55,5 +94,8 @@ export function createControllerProgram(): Command {
   addGenruleCommand(program);
   addValidateCommand(program);
   addSnapshotCommand(program);
+  addRunCommand(program);
+  addTeardownCommand(program);
+  addStatusCommand(program);
   return program;
 }

@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, errorMessage } from '../lib/errors.js';
+import { listConfFiles, parseExternalService, type LoadedExternalService } from '../lib/externalservice.js';
+import { serializeRules } from '../lib/rules.js';
+import { generateRules } from './genrule.js';
+import type { ClusterSnapshot } from './snapshot.js';
+
+/**
+ * The desired state of one cycle, as pure functions of what was read: the conf files in force
+ * (each invalid file replaced by its last valid version when one is known) and the rules they
+ * generate from the cycle's cluster snapshot.
+ */
+
+export interface ConfEntry {
+  file: string;
+  /** The file's text, or undefined when it could not be read. */
+  text: string | undefined;
+  readError?: string;
+}
+
+export interface InvalidConf {
+  file: string;
+  errors: ConfigError[];
+  /** The last valid version of the file is in force instead. */
+  lastValidInForce: boolean;
+}
+
+export interface ResolvedConf {
+  /** The ExternalServices in force, in conf file order. */
+  services: LoadedExternalService[];
+  /** What to remember as each file's last valid version (file name -> text). */
+  lastValid: Record<string, string>;
+  invalid: InvalidConf[];
+  warnings: string[];
+}
+
+/** Reads CONF_DIR's conf files (SPEC 2.1's selection); throws a ConfigError when the directory cannot be read. */
+export async function readConf(confDir: string): Promise<ConfEntry[]> {
+  const files = await listConfFiles(confDir);
+  return Promise.all(
+    files.map(async (file): Promise<ConfEntry> => {
+      try {
+        return { file, text: await fs.readFile(file, 'utf8') };
+      } catch (error) {
+        return { file, text: undefined, readError: errorMessage(error) };
+      }
+    }),
+  );
+}
+
+/**
+ * Picks the version of each conf file in force. A valid file is used as it is and remembered; an
+ * invalid one (bad content, unreadable, or a name an earlier file already uses) is reported, and
+ * its remembered last valid version stays in force if that is valid and its name is not taken by
+ * a currently valid file.
+ */
+export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<Record<string, string>>): ResolvedConf {
+  const warnings: string[] = [];
+  const fileOfName = new Map<string, string>();
+  const current = entries.map((entry) => {
+    const errors: ConfigError[] = [];
+    if (entry.text === undefined) {
+      errors.push(new ConfigError(entry.file, undefined, `cannot read: ${entry.readError ?? 'unknown error'}`));
+      return { entry, errors, service: undefined };
+    }
+    const parsed = parseExternalService(entry.text, entry.file);
+    warnings.push(...parsed.warnings);
+    errors.push(...parsed.errors);
+    let service = parsed.service;
+    const owner = service && fileOfName.get(service.name);
+    if (service && owner !== undefined) {
+      errors.push(new ConfigError(entry.file, 'metadata.name', `${JSON.stringify(service.name)} is already used by ${owner}`));
+      service = undefined;
+    }
+    if (service) fileOfName.set(service.name, entry.file);
+    return { entry, errors, service };
+  });
+
+  const resolved: ResolvedConf = { services: [], lastValid: {}, invalid: [], warnings };
+  for (const { entry, errors, service } of current) {
+    const key = path.basename(entry.file);
+    if (service && entry.text !== undefined) {
+      resolved.services.push(service);
+      resolved.lastValid[key] = entry.text;
+      continue;
+    }
+    const previousText = remembered[key];
+    const previous = previousText === undefined ? undefined : parseExternalService(previousText, entry.file).service;
+    const usable = previousText !== undefined && previous !== undefined && !fileOfName.has(previous.name);
+    if (usable) {
+      resolved.services.push(previous);
+      resolved.lastValid[key] = previousText;
+      fileOfName.set(previous.name, entry.file);
+    }
+    resolved.invalid.push({ file: entry.file, errors, lastValidInForce: usable });
+  }
+  return resolved;
+}
+
+export interface DesiredRules {
+  text: string;
+  sha256: string;
+  warnings: string[];
+}
+
+/** The rules document for the services in force: exactly what `controller genrule` prints for them. */
+export function desiredRules(services: readonly LoadedExternalService[], snapshot: ClusterSnapshot, forwarderNamespace: string): DesiredRules {
+  const { rules, warnings } = generateRules(services, snapshot, { forwarderNamespace });
+  const text = serializeRules(rules);
+  return { text, sha256: sha256(text), warnings };
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

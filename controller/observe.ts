@@ -1,0 +1,107 @@
+import { ConfigError } from '../lib/errors.js';
+import { run } from '../lib/exec.js';
+import { isPlainObject } from '../lib/yaml.js';
+import type { ObjectSettings } from './settings.js';
+import { readClusterSnapshot, type ClusterSnapshot } from './snapshot.js';
+
+/**
+ * What the controller reads each cycle, with a constant number of kubectl calls: the cluster
+ * snapshot (pods, services, endpoints) plus the namespace, the secret and the rules ConfigMap.
+ * Any failing read throws, so a cycle never acts on a partial picture.
+ */
+
+export interface ObservedConfigMap {
+  data: Record<string, string>;
+  annotations: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface ObservedCluster {
+  snapshot: ClusterSnapshot;
+  namespaceExists: boolean;
+  secretExists: boolean;
+  configMap: ObservedConfigMap | undefined;
+}
+
+export interface NamedObject {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** What teardown needs: the controller's objects in its namespace. */
+export interface ObservedNamespace {
+  namespaceExists: boolean;
+  secretExists: boolean;
+  configMapExists: boolean;
+  pods: NamedObject[];
+  services: NamedObject[];
+}
+
+interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+export async function observeCluster(settings: ObjectSettings, options: ReadOptions = {}): Promise<ObservedCluster> {
+  const [snapshot, namespaceExists, secretExists, configMap] = await Promise.all([
+    readClusterSnapshot({ namespace: settings.namespace, signal: options.signal }),
+    exists(['namespace', settings.namespace], options),
+    exists(['secret', settings.secretName, '-n', settings.namespace], options),
+    readConfigMap(settings, options),
+  ]);
+  return { snapshot, namespaceExists, secretExists, configMap };
+}
+
+export async function observeNamespace(settings: ObjectSettings, options: ReadOptions = {}): Promise<ObservedNamespace> {
+  const [namespaceExists, secretExists, configMap, pods, services] = await Promise.all([
+    exists(['namespace', settings.namespace], options),
+    exists(['secret', settings.secretName, '-n', settings.namespace], options),
+    exists(['configmap', settings.configMapName, '-n', settings.namespace], options),
+    list('pods', settings.namespace, options),
+    list('services', settings.namespace, options),
+  ]);
+  return { namespaceExists, secretExists, configMapExists: configMap, pods, services };
+}
+
+/** `kubectl get ... --ignore-not-found` prints nothing for a missing object and fails on real errors. */
+async function exists(args: string[], options: ReadOptions): Promise<boolean> {
+  const result = await run('kubectl', ['get', ...args, '-o', 'name', '--ignore-not-found'], { signal: options.signal });
+  return result.stdout.trim() !== '';
+}
+
+async function readConfigMap(settings: ObjectSettings, options: ReadOptions): Promise<ObservedConfigMap | undefined> {
+  const argv = ['get', 'configmap', settings.configMapName, '-n', settings.namespace, '-o', 'json', '--ignore-not-found'];
+  const result = await run('kubectl', argv, { signal: options.signal });
+  if (result.stdout.trim() === '') return undefined;
+  const object = parseJson(result.stdout, argv);
+  const metadata = isPlainObject(object.metadata) ? object.metadata : {};
+  return { data: stringMap(object.data), annotations: stringMap(metadata.annotations), labels: stringMap(metadata.labels) };
+}
+
+async function list(resource: 'pods' | 'services', namespace: string, options: ReadOptions): Promise<NamedObject[]> {
+  const argv = ['get', resource, '-n', namespace, '-o', 'json'];
+  const result = await run('kubectl', argv, { signal: options.signal });
+  const data = parseJson(result.stdout, argv);
+  if (!Array.isArray(data.items)) throw new ConfigError(`kubectl ${argv.join(' ')}`, 'items', 'output is not a list of objects');
+  const objects: NamedObject[] = [];
+  for (const item of data.items as unknown[]) {
+    if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
+    objects.push({ name: item.metadata.name, labels: stringMap(item.metadata.labels) });
+  }
+  return objects;
+}
+
+function parseJson(text: string, argv: readonly string[]): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (!isPlainObject(value)) throw new ConfigError(`kubectl ${argv.join(' ')}`, undefined, 'output is not a JSON object');
+  return value;
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  if (!isPlainObject(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}

@@ -1,0 +1,269 @@
+import type { ExternalService } from '../lib/externalservice.js';
+import {
+  DELIVERED_ANNOTATION,
+  forwarderPod,
+  forwarderService,
+  isManaged,
+  LAST_VALID_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  namespaceObject,
+  rulesConfigMap,
+  servicePorts,
+  stableJson,
+  type KubeObject,
+  type PodSettings,
+} from './objects.js';
+import type { ObservedConfigMap } from './observe.js';
+import type { ObjectSettings } from './settings.js';
+import type { PodInfo, ServiceInfo } from './snapshot.js';
+
+/**
+ * Pure planning: desired state + observed state -> the commands that make them equal, each an
+ * argv array (plus stdin). Nothing changed -> no actions.
+ */
+
+export interface Action {
+  /** What the command changes and why (for the log). */
+  description: string;
+  argv: string[];
+  input?: string;
+}
+
+function kubectlWithObject(verb: 'create' | 'replace', object: KubeObject, description: string): Action {
+  return { description, argv: ['kubectl', verb, '-f', '-'], input: `${JSON.stringify(object, null, 2)}\n` };
+}
+
+function kubectlDelete(kind: string, name: string, namespace: string | undefined, description: string, wait: boolean): Action {
+  const argv = ['kubectl', 'delete', kind, name];
+  if (namespace !== undefined) argv.push('-n', namespace);
+  argv.push('--ignore-not-found');
+  if (!wait) argv.push('--wait=false');
+  return { description, argv };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects: namespace, secret, ConfigMap (created empty when missing), forwarder pods and services
+
+export interface ObjectSettingsForPlan extends PodSettings {
+  sshKeyPath: string;
+}
+
+export interface DesiredObjects {
+  services: readonly Pick<ExternalService, 'name' | 'ports'>[];
+  /** False while an invalid conf file without a known valid version might own some of the objects. */
+  deleteLeftovers: boolean;
+}
+
+export interface ObservedObjects {
+  namespaceExists: boolean;
+  secretExists: boolean;
+  configMapExists: boolean;
+  /** Pods of the forwarder namespace. */
+  pods: readonly PodInfo[];
+  /** Services of any namespace (only the forwarder namespace's are considered). */
+  services: readonly ServiceInfo[];
+}
+
+export function planObjects(desired: DesiredObjects, observed: ObservedObjects, settings: ObjectSettingsForPlan): Action[] {
+  const { namespace } = settings;
+  const actions: Action[] = [];
+  if (!observed.namespaceExists) {
+    actions.push(kubectlWithObject('create', namespaceObject(namespace), `create namespace ${namespace} (missing)`));
+  }
+  if (!observed.secretExists) {
+    actions.push({
+      description: `create secret ${settings.secretName} from the ssh key (missing)`,
+      argv: ['kubectl', 'create', 'secret', 'generic', settings.secretName, '-n', namespace, `--from-file=${settings.secretKey}=${settings.sshKeyPath}`],
+    });
+  }
+  if (!observed.configMapExists) {
+    actions.push(
+      kubectlWithObject(
+        'create',
+        rulesConfigMap(settings, { rules: '', annotations: {} }),
+        `create ConfigMap ${settings.configMapName} with empty ${settings.configMapKey} (missing)`,
+      ),
+    );
+  }
+
+  const pods = new Map(observed.pods.filter((pod) => pod.namespace === namespace).map((pod) => [pod.name, pod]));
+  const services = new Map(observed.services.filter((service) => service.namespace === namespace).map((service) => [service.name, service]));
+  const wanted = new Set(desired.services.map((service) => service.name));
+
+  for (const service of desired.services) {
+    if (!pods.has(service.name)) {
+      actions.push(kubectlWithObject('create', forwarderPod(service.name, settings), `create forwarder pod ${service.name} (missing)`));
+    }
+    const existing = services.get(service.name);
+    if (service.ports.length === 0) {
+      if (existing && isManaged(existing.labels)) {
+        actions.push(kubectlDelete('service', service.name, namespace, `delete service ${service.name} (the ExternalService has no ports)`, false));
+      }
+    } else if (!existing) {
+      actions.push(kubectlWithObject('create', forwarderService(service, namespace), `create service ${service.name} (missing)`));
+    } else if (isManaged(existing.labels)) {
+      const change = serviceDifference(service, existing);
+      if (change !== undefined) {
+        actions.push(
+          kubectlWithObject('replace', forwarderService(service, namespace, existing.clusterIP), `update service ${service.name} (${change})`),
+        );
+      }
+    }
+  }
+
+  if (desired.deleteLeftovers) {
+    for (const pod of [...pods.values()].sort(byName)) {
+      if (!wanted.has(pod.name) && isManaged(pod.labels)) {
+        actions.push(kubectlDelete('pod', pod.name, namespace, `delete forwarder pod ${pod.name} (its ExternalService is gone)`, false));
+      }
+    }
+    for (const service of [...services.values()].sort(byName)) {
+      if (!wanted.has(service.name) && isManaged(service.labels)) {
+        actions.push(kubectlDelete('service', service.name, namespace, `delete service ${service.name} (its ExternalService is gone)`, false));
+      }
+    }
+  }
+  return actions;
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Why an existing Service differs from the desired one, or undefined when it does not. */
+export function serviceDifference(desired: Pick<ExternalService, 'name' | 'ports'>, observed: ServiceInfo): string | undefined {
+  const want = servicePorts(desired.ports).map((port) => `${port.name ?? ''}/${port.protocol}/${port.port}->${port.targetPort}`);
+  const have = observed.ports.map((port) => `${port.name ?? ''}/${port.protocol}/${port.port}->${String(port.targetPort ?? port.port)}`);
+  if (want.join(',') !== have.join(',')) return `ports ${have.join(',') || 'none'} -> ${want.join(',')}`;
+  const selector = Object.entries(observed.selector);
+  if (selector.length !== 1 || observed.selector.externalService !== desired.name) return 'selector differs';
+  return undefined;
+}
+
+/** Whether a Service's ports and selector are as desired. */
+export function serviceIsCurrent(desired: Pick<ExternalService, 'name' | 'ports'>, observed: ServiceInfo): boolean {
+  return serviceDifference(desired, observed) === undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery to the gateway node(s): scp to a temporary name, then an atomic rename there
+
+export interface DeliverySettings {
+  sshKeyPath: string;
+  gatewayPath: string;
+}
+
+export interface PlannedDelivery {
+  host: string;
+  actions: Action[];
+}
+
+/** The temporary name on the gateway: fixed per content, next to the destination (same filesystem). */
+export function temporaryGatewayPath(gatewayPath: string, rulesSha256: string): string {
+  return `${gatewayPath}.tmp-${rulesSha256.slice(0, 16)}`;
+}
+
+export function planDeliveries(
+  input: {
+    hosts: readonly string[];
+    /** host -> sha256 of the rules it has received (from the ConfigMap's annotation). */
+    delivered: Readonly<Record<string, string>>;
+    rulesSha256: string;
+    /** The local file holding the rules. */
+    localFile: string;
+  },
+  settings: DeliverySettings,
+): PlannedDelivery[] {
+  const temporary = temporaryGatewayPath(settings.gatewayPath, input.rulesSha256);
+  const ssh = ['-i', settings.sshKeyPath, '-o', 'BatchMode=yes'];
+  return input.hosts
+    .filter((host) => input.delivered[host] !== input.rulesSha256)
+    .map((host) => ({
+      host,
+      actions: [
+        {
+          description: `copy the rules to ${host}:${temporary} (${input.delivered[host] === undefined ? 'never delivered' : 'the gateway has older rules'})`,
+          argv: ['scp', ...ssh, input.localFile, `${host}:${temporary}`],
+        },
+        {
+          description: `rename ${temporary} to ${settings.gatewayPath} on ${host}`,
+          argv: ['ssh', ...ssh, host, 'mv', '-f', '--', temporary, settings.gatewayPath],
+        },
+      ],
+    }));
+}
+
+/** host -> sha256 received, for the current hosts only, after this cycle's deliveries. */
+export function deliveredAfter(
+  hosts: readonly string[],
+  before: Readonly<Record<string, string>>,
+  deliveredNow: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const state: Record<string, string> = {};
+  for (const host of hosts) {
+    const sha = deliveredNow[host] ?? before[host];
+    if (sha !== undefined) state[host] = sha;
+  }
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing: the ConfigMap holds the rules and what the controller must remember
+
+export interface DesiredPublication {
+  rules: string;
+  delivered: Readonly<Record<string, string>>;
+  lastValid: Readonly<Record<string, string>>;
+}
+
+/** The ConfigMap as it is after planObjects' actions ran (created empty when it was missing). */
+export function configMapAfterInit(observed: ObservedConfigMap | undefined, settings: ObjectSettings): ObservedConfigMap {
+  return observed ?? { data: { [settings.configMapKey]: '' }, annotations: {}, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } };
+}
+
+export function planPublish(desired: DesiredPublication, observed: ObservedConfigMap, settings: ObjectSettings): Action[] {
+  const annotations = {
+    [DELIVERED_ANNOTATION]: stableJson(desired.delivered),
+    [LAST_VALID_ANNOTATION]: stableJson(desired.lastValid),
+  };
+  const reasons: string[] = [];
+  if (observed.data[settings.configMapKey] !== desired.rules) reasons.push('new rules');
+  if (observed.annotations[DELIVERED_ANNOTATION] !== annotations[DELIVERED_ANNOTATION]) reasons.push('delivery state');
+  if (observed.annotations[LAST_VALID_ANNOTATION] !== annotations[LAST_VALID_ANNOTATION]) reasons.push('last valid conf');
+  if (reasons.length === 0) return [];
+  // Keys and annotations that others put on the ConfigMap are kept.
+  const object = rulesConfigMap(settings, { rules: desired.rules, annotations: { ...observed.annotations, ...annotations } });
+  object.data = { ...observed.data, [settings.configMapKey]: desired.rules };
+  object.metadata.labels = { ...observed.labels, [MANAGED_BY_LABEL]: MANAGED_BY };
+  return [kubectlWithObject('replace', object, `publish ConfigMap ${settings.configMapName} (${reasons.join(', ')})`)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teardown
+
+export interface ObservedForTeardown {
+  namespaceExists: boolean;
+  secretExists: boolean;
+  configMapExists: boolean;
+  pods: readonly { name: string; labels: Record<string, string> }[];
+  services: readonly { name: string; labels: Record<string, string> }[];
+}
+
+/** Pods and services of the listed ExternalServices and any left over by the controller, then the rest. */
+export function planTeardown(listed: readonly string[], observed: ObservedForTeardown, settings: ObjectSettings): Action[] {
+  const { namespace } = settings;
+  const names = new Set(listed);
+  const actions: Action[] = [];
+  const ours = (object: { name: string; labels: Record<string, string> }): boolean => names.has(object.name) || isManaged(object.labels);
+  for (const pod of [...observed.pods].filter(ours).sort(byName)) {
+    actions.push(kubectlDelete('pod', pod.name, namespace, `delete forwarder pod ${pod.name}`, true));
+  }
+  for (const service of [...observed.services].filter(ours).sort(byName)) {
+    actions.push(kubectlDelete('service', service.name, namespace, `delete service ${service.name}`, true));
+  }
+  if (observed.configMapExists) actions.push(kubectlDelete('configmap', settings.configMapName, namespace, `delete ConfigMap ${settings.configMapName}`, true));
+  if (observed.secretExists) actions.push(kubectlDelete('secret', settings.secretName, namespace, `delete secret ${settings.secretName}`, true));
+  if (observed.namespaceExists) actions.push(kubectlDelete('namespace', namespace, undefined, `delete namespace ${namespace}`, true));
+  return actions;
+}

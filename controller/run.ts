@@ -1,0 +1,163 @@
+import path from 'node:path';
+import { ConfigError, errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
+import { abortOnSignals } from '../lib/signals.js';
+import { applyActions, throwIfAborted, type ActionFailure } from './apply.js';
+import { deliverRules } from './deliver.js';
+import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
+import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
+import { observeCluster } from './observe.js';
+import { configMapAfterInit, deliveredAfter, planObjects, planPublish } from './plan.js';
+import type { ControllerSettings } from './settings.js';
+
+/**
+ * One reconcile cycle of the controller, and the loop around it. Each cycle reads everything
+ * afresh (conf files first, then one cluster snapshot), plans, and applies:
+ *   1. namespace, secret, ConfigMap (when missing), forwarder pods and services, leftovers;
+ *   2. the rules to every gateway host that has not received them (scp + rename);
+ *   3. the ConfigMap: rules, per-host delivery state and the last valid conf files.
+ * A failing read ends the cycle before anything is published.
+ */
+
+/** How soon to look again while a forwarder pod has no IP yet (its rules wait for it). */
+const POD_IP_REQUEUE_MS = 2000;
+
+export interface CycleReport {
+  invalid: InvalidConf[];
+  failures: ActionFailure[];
+  /** ExternalServices whose forwarder pod is missing or has no IP yet in this cycle's snapshot. */
+  podsWithoutIP: string[];
+  /** Number of mutating commands run (or printed under DEBUG). */
+  changes: number;
+}
+
+export interface CycleContext {
+  log: Logger;
+  signal: AbortSignal;
+  /** Warnings of the previous cycle: repeated ones are logged at debug level only. */
+  previousWarnings?: Set<string>;
+}
+
+export async function reconcileCycle(settings: ControllerSettings, context: CycleContext): Promise<CycleReport> {
+  const { log, signal } = context;
+  const entries = await readConf(settings.confDir);
+  throwIfAborted(signal);
+  const observed = await observeCluster(settings, { signal });
+  throwIfAborted(signal);
+
+  const annotations = observed.configMap?.annotations ?? {};
+  const conf = resolveConf(entries, parseStringMap(annotations[LAST_VALID_ANNOTATION]));
+  for (const invalid of conf.invalid) {
+    for (const error of invalid.errors) log.error(`invalid conf file: ${error.message}`);
+    log.error(
+      invalid.lastValidInForce
+        ? `${invalid.file}: its last valid version stays in force until it is fixed`
+        : `${invalid.file}: ignored until it is fixed (no valid version of it is known)`,
+    );
+  }
+
+  const objectActions = planObjects(
+    { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
+    {
+      namespaceExists: observed.namespaceExists,
+      secretExists: observed.secretExists,
+      configMapExists: observed.configMap !== undefined,
+      pods: observed.snapshot.pods,
+      services: observed.snapshot.services,
+    },
+    settings,
+  );
+  const failures = await applyActions(objectActions, { log, signal });
+
+  const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
+  logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
+
+  const deliveredBefore = parseStringMap(annotations[DELIVERED_ANNOTATION]);
+  const delivery = await deliverRules(
+    { hosts: settings.gatewayHosts, delivered: deliveredBefore, rules: rules.text, rulesSha256: rules.sha256 },
+    settings,
+    { log, signal },
+  );
+  failures.push(...delivery.failures);
+
+  const publishActions = planPublish(
+    { rules: rules.text, delivered: deliveredAfter(settings.gatewayHosts, deliveredBefore, delivery.deliveredNow), lastValid: conf.lastValid },
+    configMapAfterInit(observed.configMap, settings),
+    settings,
+  );
+  failures.push(...(await applyActions(publishActions, { log, signal })));
+
+  const podIPs = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod.podIP]));
+  const deliveryActions = Object.keys(delivery.deliveredNow).length * 2 + delivery.failures.length;
+  return {
+    invalid: conf.invalid,
+    failures,
+    podsWithoutIP: conf.services.filter((service) => podIPs.get(service.name) === undefined).map((service) => service.name),
+    changes: objectActions.length + deliveryActions + publishActions.length,
+  };
+}
+
+function logWarnings(log: Logger, warnings: readonly string[], previous: Set<string> | undefined): void {
+  for (const warning of warnings) {
+    if (previous?.has(warning)) log.debug(warning);
+    else log.warn(warning);
+  }
+  if (previous) {
+    previous.clear();
+    for (const warning of warnings) previous.add(warning);
+  }
+}
+
+export class CycleFailedError extends Error {
+  override name = 'CycleFailedError';
+}
+
+function failureSummary(failures: readonly ActionFailure[]): string {
+  const first = failures[0];
+  const detail = first ? `: ${first.action.description}: ${errorMessage(first.error).split('\n')[0] ?? ''}` : '';
+  return `${failures.length} step(s) failed${detail}`;
+}
+
+/** `controller [--once] CONF_DIR`. */
+export async function runController(settings: ControllerSettings, options: { once: boolean; log: Logger }): Promise<void> {
+  const { log } = options;
+  const aborter = abortOnSignals(log);
+  const previousWarnings = new Set<string>();
+  const cycle = async (signal: AbortSignal): Promise<CycleReport> => {
+    const report = await reconcileCycle(settings, { log, signal, previousWarnings });
+    if (report.failures.length > 0) throw new CycleFailedError(failureSummary(report.failures));
+    if (report.changes > 0) log.info(`cycle done: ${report.changes} change(s)`);
+    else log.debug('cycle done: nothing to change');
+    return report;
+  };
+
+  if (options.once) {
+    await runOnce(async (signal) => {
+      const report = await cycle(signal);
+      if (report.invalid.length > 0) {
+        const files = report.invalid.map((invalid) => path.basename(invalid.file)).join(', ');
+        throw new ConfigError(settings.confDir, undefined, `${report.invalid.length} invalid conf file(s): ${files} (everything else was applied)`);
+      }
+    }, aborter.signal);
+    return;
+  }
+
+  log.info('controller started', {
+    confDir: settings.confDir,
+    namespace: settings.namespace,
+    gateways: settings.gatewayHosts.join(','),
+    interval: `${settings.intervalMs / 1000}s`,
+  });
+  await runLoop({
+    reconcile: async (signal): Promise<ReconcileResult> => {
+      const report = await cycle(signal);
+      return report.podsWithoutIP.length > 0 ? { requeueAfterMs: Math.min(POD_IP_REQUEUE_MS, settings.intervalMs) } : {};
+    },
+    log,
+    intervalMs: settings.intervalMs,
+    signal: aborter.signal,
+    watch: [{ path: settings.confDir, kind: 'dir' }],
+  });
+  log.info('controller stopped');
+}

@@ -1,0 +1,35 @@
+import { errorMessage } from '../lib/errors.js';
+import { loadExternalServices } from '../lib/externalservice.js';
+import type { Logger } from '../lib/log.js';
+import { abortOnSignals } from '../lib/signals.js';
+import { applyActions } from './apply.js';
+import { observeNamespace } from './observe.js';
+import { planTeardown } from './plan.js';
+import { CycleFailedError } from './run.js';
+import type { ObjectSettings } from './settings.js';
+
+/**
+ * `controller teardown CONF_DIR` (teardown.sh): deletes the forwarder pods and services of the
+ * listed ExternalServices and any the controller left (by label), then the ConfigMap, the secret
+ * and the namespace, each only if it exists. Nothing to delete is a success.
+ */
+export async function runTeardown(confDir: string, settings: ObjectSettings, log: Logger): Promise<void> {
+  const aborter = abortOnSignals(log);
+  const names: string[] = [];
+  try {
+    const loaded = await loadExternalServices(confDir);
+    names.push(...loaded.services.map((service) => service.name));
+    for (const error of loaded.errors) log.warn(`skipping invalid conf file: ${error.message}`);
+  } catch (error) {
+    log.warn('cannot read the conf directory; deleting what the controller labelled as its own', { error: errorMessage(error) });
+  }
+  const observed = await observeNamespace(settings, { signal: aborter.signal });
+  const actions = planTeardown(names, observed, settings);
+  if (actions.length === 0) {
+    log.info('nothing to delete', { namespace: settings.namespace });
+    return;
+  }
+  const failures = await applyActions(actions, { log, signal: aborter.signal });
+  if (failures.length > 0) throw new CycleFailedError(`teardown: ${failures.length} deletion(s) failed`);
+  log.info(`teardown done: ${actions.length} object(s) deleted`);
+}
