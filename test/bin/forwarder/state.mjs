@@ -1,0 +1,52 @@
+// Shared state of the forwarder's stand-ins (ps, ssh, kill, iptables-save, iptables-restore):
+// "running" ssh processes are files procs/<pid> holding their command line, the nat table is
+// nat.save (iptables-save text). Every call is recorded as a JSON line in $STANDIN_LOG.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const root = process.env.FORWARDER_STANDIN_DIR;
+if (!root) {
+  process.stderr.write('forwarder stand-in: FORWARDER_STANDIN_DIR is not set\n');
+  process.exit(2);
+}
+export const procs = path.join(root, 'procs');
+fs.mkdirSync(procs, { recursive: true });
+
+export const EMPTY_NAT = '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
+
+export function record(program, argv, stdin) {
+  if (!process.env.STANDIN_LOG) return;
+  fs.appendFileSync(process.env.STANDIN_LOG, `${JSON.stringify(stdin === undefined ? { program, argv } : { program, argv, stdin })}\n`);
+}
+
+/** Running processes as [pid, command line], in pid order. */
+export function processes() {
+  return fs
+    .readdirSync(procs)
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => [Number(name), fs.readFileSync(path.join(procs, name), 'utf8').trim()])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+export function nextPid() {
+  const counter = path.join(root, 'next-pid');
+  const pid = fs.existsSync(counter) ? Number(fs.readFileSync(counter, 'utf8')) : 1000;
+  fs.writeFileSync(counter, String(pid + 1));
+  return pid;
+}
+
+/** The regex lines of a failure-injection file that match `text`, if the file exists. */
+export function failureMatches(name, text) {
+  const file = path.join(root, name);
+  if (!fs.existsSync(file)) return false;
+  const patterns = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  return patterns.length === 0 || patterns.some((pattern) => new RegExp(pattern).test(text));
+}
+
+export function readStdin() {
+  try {
+    return fs.readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
+}

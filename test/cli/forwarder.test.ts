@@ -1,0 +1,232 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readStandinLog, ROOT, runBin, standinPath, tempDir, type StandinCall } from '../helpers/cli.js';
+import { forwarderData, writeConfigMap } from '../helpers/forwarder-lab.js';
+
+const STANDINS = path.join(ROOT, 'test/bin/forwarder');
+const NAME = 'my-external-service1';
+const L1 = '2049:192.168.122.139:8000,192.168.122.200';
+const L2 = '2050:192.168.122.139:8000,192.168.122.201';
+const R1 = '192.168.122.200:2049:10.96.0.11:80,192.168.122.200';
+const DNAT = 'PREROUTING -t nat -m tcp -p tcp --dst 10.244.0.50 --src 10.244.0.11 --dport 8000 -j DNAT --to-destination 10.244.0.50:2049';
+const SNAT = 'POSTROUTING -t nat -m tcp -p tcp --dst 192.168.122.139 --dport 2049 -j SNAT --to-source 10.244.0.50';
+const SSH_PREFIX = 'ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -i /etc/ssh-key/id_rsa';
+const MUTATING = new Set(['ssh', 'kill', 'iptables-restore']);
+
+let work: ReturnType<typeof tempDir>;
+let state: string;
+let configDir: string;
+let logFile: string;
+let env: NodeJS.ProcessEnv;
+
+function runningTunnels(): string[] {
+  const procs = path.join(state, 'procs');
+  return fs
+    .readdirSync(procs)
+    .sort((a, b) => Number(a) - Number(b))
+    .map((pid) => `${pid} ${fs.readFileSync(path.join(procs, pid), 'utf8').trim()}`);
+}
+
+/** Seeds a "running" ssh process with the given command line. */
+function seedProcess(pid: number, commandLine: string): void {
+  fs.writeFileSync(path.join(state, 'procs', String(pid)), `${commandLine}\n`);
+}
+
+function mutations(calls: StandinCall[] = readStandinLog(logFile)): string[] {
+  return calls.filter((call) => MUTATING.has(call.program)).map((call) => [call.program, ...call.argv].join(' '));
+}
+
+function tunnelCommand(kind: 'L' | 'R', line: string): string {
+  const comma = line.lastIndexOf(',');
+  return `${SSH_PREFIX} ${kind === 'L' ? '-g -f -N -L' : '-f -N -R'} ${line.slice(0, comma)} ${line.slice(comma + 1)}`;
+}
+
+beforeEach(() => {
+  work = tempDir('k8xfw-cli-');
+  state = path.join(work.dir, 'state');
+  configDir = path.join(work.dir, 'config');
+  logFile = path.join(work.dir, 'calls.jsonl');
+  fs.mkdirSync(path.join(state, 'procs'), { recursive: true });
+  writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, L2], 'remote-ssh-tunnel': [R1], 'iptables-rule': [DNAT, SNAT] }) });
+  env = {
+    PATH: standinPath(STANDINS),
+    FORWARDER_STANDIN_DIR: state,
+    STANDIN_LOG: logFile,
+    EXTERNAL_SERVICE_NAME: NAME,
+    DATA_FILE: path.join(configDir, 'data.yaml'),
+  };
+});
+
+afterEach(() => {
+  work.remove();
+});
+
+describe('forwarder --once', () => {
+  it('starts the missing tunnels, stops the others and loads the nat table in one iptables-restore', async () => {
+    seedProcess(17, tunnelCommand('L', L1).replace(SSH_PREFIX, 'ssh -o StrictHostKeyChecking=no -i /etc/ssh-key/id_rsa'));
+    seedProcess(18, 'ssh -o StrictHostKeyChecking=no -i /etc/ssh-key/id_rsa -g -f -N -L 12049:192.168.122.139:8000 192.168.122.200');
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.stderr).not.toMatch(/ERROR/);
+    expect(result.exitCode).toBe(0);
+    const calls = readStandinLog(logFile);
+    expect(mutations(calls)).toEqual(['kill 18', tunnelCommand('L', L2), tunnelCommand('R', R1), 'iptables-restore']);
+    expect(calls.find((call) => call.program === 'iptables-restore')?.stdin).toBe(
+      `*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A ${DNAT.replace(' -t nat', '')}\n-A ${SNAT.replace(' -t nat', '')}\nCOMMIT\n`,
+    );
+    expect(calls.filter((call) => call.program === 'ps')[0]?.argv).toEqual(['-C', 'ssh', '-o', 'pid,args', '--no-headers']);
+    expect(runningTunnels().map((line) => line.split(' ')[0])).toEqual(['17', '1000', '1001']);
+  });
+
+  it('runs no mutating command when run again with nothing changed', async () => {
+    expect((await runBin('forwarder', ['--once'], { env })).exitCode).toBe(0);
+    fs.rmSync(logFile);
+
+    const again = await runBin('forwarder', ['--once'], { env });
+
+    expect(again.exitCode).toBe(0);
+    expect(readStandinLog(logFile).map((call) => call.program).sort()).toEqual(['iptables-save', 'ps']);
+  });
+
+  it('stops every tunnel and empties the nat table when the data file has no entry for its name', async () => {
+    expect((await runBin('forwarder', ['--once'], { env })).exitCode).toBe(0);
+    fs.rmSync(logFile);
+
+    const result = await runBin('forwarder', ['--once'], { env: { ...env, EXTERNAL_SERVICE_NAME: 'another-service' } });
+
+    expect(result.exitCode).toBe(0);
+    expect(mutations()).toEqual(['kill 1000', 'kill 1001', 'kill 1002', 'iptables-restore']);
+    expect(runningTunnels()).toEqual([]);
+  });
+
+  it('changes nothing and exits 2 naming the file and field when the data file is malformed', async () => {
+    seedProcess(17, 'ssh -g -f -N -L 1:a:2 h');
+    writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': ['2049-192.168.122.139,oops'] }) });
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${env.DATA_FILE}: forwarder.${NAME}.ssh-tunnel line 1: "2049-192.168.122.139,oops" is not PORT:HOST:PORT,SSH_HOST`);
+    expect(mutations()).toEqual([]);
+  });
+
+  it('reports a tunnel that cannot start with ssh\'s own error, still starting the others and loading the rules', async () => {
+    fs.writeFileSync(path.join(state, 'ssh-fail'), '192\\.168\\.122\\.201$\n');
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`starting local tunnel ${L2} failed error="ssh: connect to host 192.168.122.201 port 22: Connection refused`);
+    expect(result.stderr).toContain('1 of 4 changes failed');
+    expect(mutations()).toEqual([tunnelCommand('L', L1), tunnelCommand('L', L2), tunnelCommand('R', R1), 'iptables-restore']);
+  });
+
+  it('prints the mutating commands instead of running them under DEBUG=true', async () => {
+    seedProcess(17, 'ssh -g -f -N -L 1:a:2 h');
+
+    const result = await runBin('forwarder', ['--once'], { env: { ...env, DEBUG: 'true' } });
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(
+      [
+        'kill 17',
+        tunnelCommand('L', L1),
+        tunnelCommand('L', L2),
+        tunnelCommand('R', R1),
+        'iptables-restore',
+        '*nat',
+        ':PREROUTING ACCEPT [0:0]',
+        ':INPUT ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        ':POSTROUTING ACCEPT [0:0]',
+        `-A ${DNAT.replace(' -t nat', '')}`,
+        `-A ${SNAT.replace(' -t nat', '')}`,
+        'COMMIT',
+      ].join('\n'),
+    );
+    expect(mutations()).toEqual([]);
+  });
+
+  it('passes the ssh user, key and extra options from flags and the environment', async () => {
+    const result = await runBin('forwarder', ['--once', '--ssh-key', '/keys/k', '--known-hosts', '/keys/known'], {
+      env: { ...env, SSH_USER: 'fwd', SSH_OPTIONS: 'ServerAliveInterval=5', SSH_STRICT_HOST_KEY_CHECKING: 'accept-new' },
+    });
+
+    expect(result.exitCode).toBe(0);
+    expect(mutations()[0]).toBe(
+      'ssh -o ServerAliveInterval=5 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/keys/known -o BatchMode=yes -o ExitOnForwardFailure=yes ' +
+        '-o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
+    );
+  });
+
+  it.each([
+    ['EXTERNAL_SERVICE_NAME', 'EXTERNAL_SERVICE_NAME is required to be passed as an environment variable'],
+    ['DATA_FILE', 'DATA_FILE is required to be passed as an environment variable'],
+  ])('exits 2 with a clear message when %s is missing', async (variable, message) => {
+    const result = await runBin('forwarder', ['--once'], { env: { ...env, [variable]: '' } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(readStandinLog(logFile)).toEqual([]);
+  });
+
+  it('lists every setting with its environment variable in --help', async () => {
+    const result = await runBin('forwarder', ['--help'], { env });
+    expect(result.exitCode).toBe(0);
+    for (const variable of ['EXTERNAL_SERVICE_NAME', 'DATA_FILE', 'SSH_KEY', 'SSH_USER', 'SSH_STRICT_HOST_KEY_CHECKING', 'SSH_KNOWN_HOSTS', 'SSH_OPTIONS', 'INTERVAL', 'SSH_START_TIMEOUT']) {
+      expect(result.stdout.replace(/\s+/g, ' ')).toContain(`env: ${variable})`);
+    }
+  });
+});
+
+describe('forwarder status', () => {
+  it('shows missing tunnels and rules and exits 1, then exits 0 once the forwarder has run', async () => {
+    seedProcess(17, tunnelCommand('L', L1));
+
+    const before = await runBin('forwarder', ['status'], { env });
+
+    expect(before.exitCode).toBe(1);
+    expect(before.stdout).toContain(`local  ${L1}  pid 17  ok`);
+    expect(before.stdout).toContain(`local  ${L2}  pid -  missing (will be started)`);
+    expect(before.stdout).toContain(`missing  ${DNAT.replace(' -t nat', '')}`);
+    expect(mutations()).toEqual([]);
+
+    await runBin('forwarder', ['--once'], { env });
+    const after = await runBin('forwarder', ['status'], { env });
+    expect(after.stdout).toContain('nat table: in sync, 2 live, 2 desired');
+    expect(after.exitCode).toBe(0);
+  });
+});
+
+describe('forwarder (loop)', () => {
+  it('follows ConfigMap updates within a second, keeps everything on a malformed update and leaves the tunnels on SIGTERM', async () => {
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
+      const [first, , remote] = runningTunnels();
+
+      const L3 = '2051:192.168.122.139:8000,192.168.122.202';
+      writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, L3], 'remote-ssh-tunnel': [R1], 'iptables-rule': [DNAT, SNAT] }) });
+      await expect.poll(() => runningTunnels().join('\n'), { timeout: 1000, interval: 25 }).toContain(L3.replace(',', ' '));
+      expect(runningTunnels()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`]);
+
+      fs.rmSync(logFile);
+      writeConfigMap(configDir, { 'data.yaml': 'forwarder: [\n' });
+      await expect.poll(() => stderr, { timeout: 2000 }).toMatch(/invalid YAML.*keeping the tunnels and rules that are applied/);
+      expect(mutations()).toEqual([]);
+      expect(runningTunnels()).toHaveLength(3);
+
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('stopped; tunnels and nat rules left in place');
+      expect(runningTunnels()).toHaveLength(3);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
