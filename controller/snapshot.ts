@@ -77,10 +77,15 @@ export async function readClusterSnapshot(options: ReadSnapshotOptions): Promise
     get(['services', '--all-namespaces']),
     get(['endpoints', '--all-namespaces']),
   ]);
+  return snapshotFromObjects({ pods, services, endpoints });
+}
+
+/** The snapshot of kubectl's JSON objects (the `items` of each list). */
+export function snapshotFromObjects(objects: { pods: unknown[]; services: unknown[]; endpoints: unknown[] }): ClusterSnapshot {
   return {
-    pods: pods.map(podFromObject).filter((pod) => pod !== undefined),
-    services: services.map(serviceFromObject).filter((service) => service !== undefined),
-    endpoints: endpoints.map(endpointsFromObject).filter((entry) => entry !== undefined),
+    pods: objects.pods.map(podFromObject).filter((pod) => pod !== undefined),
+    services: objects.services.map(serviceFromObject).filter((service) => service !== undefined),
+    endpoints: objects.endpoints.map(endpointsFromObject).filter((entry) => entry !== undefined),
   };
 }
 

@@ -139,7 +139,7 @@ export function parseExternalService(text: string, file: string): ParsedExternal
     warnings,
   });
 
-  if (text.trim() === '') {
+  if (!hasContent(text)) {
     fail(undefined, 'file is empty');
     return done();
   }
@@ -174,6 +174,14 @@ export function parseExternalService(text: string, file: string): ParsedExternal
   const ports = readPorts(spec.ports, fail);
   if (name === undefined || targetIP === undefined || sources === undefined || ports === undefined) return done();
   return done({ file, name, targetIP, sources, ports });
+}
+
+/** False for a file of only blank lines, comments and document markers. */
+function hasContent(text: string): boolean {
+  return text.split('\n').some((line) => {
+    const trimmed = line.trim();
+    return trimmed !== '' && !trimmed.startsWith('#') && trimmed !== '---' && trimmed !== '...';
+  });
 }
 
 type Fail = (field: string | undefined, reason: string) => undefined;
