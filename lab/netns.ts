@@ -56,6 +56,11 @@ export interface SpawnOptions {
   hostLike?: boolean;
   /** Collect stdout/stderr (default: collected into .output). */
   stdio?: 'pipe' | 'ignore';
+  /**
+   * Send stdout and stderr to this file instead of a pipe (the process can then outlive the
+   * program that started it); output() reads the file.
+   */
+  logFile?: string;
 }
 
 export interface LabProcess {
@@ -152,12 +157,14 @@ export class Lab {
         : ['ip', 'netns', 'exec', ns, ...command];
     }
     const [file, ...args] = command;
+    const logFd = options.logFile ? fs.openSync(options.logFile, 'a') : undefined;
     const child = spawn(file as string, args, {
       env: { ...process.env, ...options.env },
       cwd: options.cwd,
       detached: true,
-      stdio: options.stdio === 'ignore' ? 'ignore' : ['ignore', 'pipe', 'pipe'],
+      stdio: logFd !== undefined ? ['ignore', logFd, logFd] : options.stdio === 'ignore' ? 'ignore' : ['ignore', 'pipe', 'pipe'],
     });
+    if (logFd !== undefined) fs.closeSync(logFd);
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -165,7 +172,15 @@ export class Lab {
       child.on('exit', (code) => resolve(code));
       child.on('error', () => resolve(-1));
     });
-    const handle: LabProcess = { child, output: () => output, exited };
+    const readOutput = (): string => {
+      if (!options.logFile) return output;
+      try {
+        return fs.readFileSync(options.logFile, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const handle: LabProcess = { child, output: readOutput, exited };
     this.processes.push(handle);
     return handle;
   }
@@ -262,6 +277,29 @@ export class Lab {
     });
     if (result.exitCode !== 0) throw new Error(`connect ${ip}:${port} from ${ns} failed: ${result.stderr.trim()}`);
     return result.stdout.trim();
+  }
+
+  /** True when a TCP connection from `ns` to ip:port is accepted. */
+  async canConnect(ns: string, ip: string, port: number, timeoutMs = 1000): Promise<boolean> {
+    const probe =
+      'const s=require("net").connect({host:process.argv[1],port:+process.argv[2]});' +
+      's.setTimeout(+process.argv[3],()=>process.exit(1));s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1));';
+    const result = await this.exec(ns, [process.execPath, '-e', probe, ip, String(port), String(timeoutMs)], {
+      reject: false,
+      timeoutMs: timeoutMs + 2000,
+    });
+    return result.exitCode === 0;
+  }
+
+  /** Lets processes started with spawn() outlive this program (for a lab left running). */
+  detachAll(): number[] {
+    const pids = this.processes.splice(0).map((handle) => {
+      handle.child.unref();
+      return handle.child.pid ?? 0;
+    });
+    this.namespaces.splice(0);
+    this.pidFiles.splice(0);
+    return pids.filter((pid) => pid > 0);
   }
 
   /** Removes every namespace, process, pid file and temp file the lab made. Idempotent. */

@@ -1,0 +1,137 @@
+import { performance } from 'node:perf_hooks';
+import { ipToHex } from '../lib/ipv4.js';
+import { parseIptablesSave } from '../lib/iptables.js';
+import type { Lab } from './netns.js';
+import { generateRules, publishRules, type Connector, type ExternalServiceSource } from './connector.js';
+import { ADDRESSES, PODS, SERVICES, httpGet, loggedClients, type Topology } from './topology.js';
+
+/** The original README's four "Test connectivity" checks, run for real in the lab. */
+
+export interface Check {
+  title: string;
+  /** What a person would type to repeat it. */
+  command: string;
+  expected: string;
+  seen: string;
+  ok: boolean;
+}
+
+const forwarderService = SERVICES.find((service) => service.name === PODS.forwarder.name)!;
+
+export async function connectivityChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[]): Promise<Check[]> {
+  const checks: Check[] = [];
+  const enabled = new Set(sources.map((source) => source.sourceIP));
+  const pairs = [
+    { pod: topology.pods.pod1, sourceIP: ADDRESSES.sourceIPs[0] },
+    { pod: topology.pods.pod2, sourceIP: ADDRESSES.sourceIPs[1] },
+  ];
+  for (const { pod, sourceIP } of pairs) {
+    const url = `http://${forwarderService.clusterIP}:${forwarderService.port}/`;
+    const before = loggedClients(topology.externalLog).length;
+    const body = await httpGet(lab, pod.netns, url);
+    const logged = loggedClients(topology.externalLog).slice(before);
+    const seen = body.startsWith('error:') ? body : `external server logged ${logged.join(', ') || 'nothing'}`;
+    const expected = enabled.has(sourceIP) ? `external server logged ${sourceIP}` : 'no access (source removed)';
+    checks.push({
+      title: `${pod.name} (${pod.namespace}) -> ${PODS.forwarder.name}.${PODS.forwarder.namespace}:${forwarderService.port} -> external server ${ADDRESSES.external}:8000`,
+      command: `ip netns exec ${pod.netns} curl ${url}`,
+      expected,
+      seen,
+      ok: enabled.has(sourceIP) ? logged.length === 1 && logged[0] === sourceIP : body.startsWith('error:') && logged.length === 0,
+    });
+  }
+  for (const { pod, sourceIP } of pairs) {
+    const url = `http://${sourceIP}/`;
+    const before = loggedClients(pod.log!).length;
+    const body = await httpGet(lab, topology.external, url);
+    const logged = loggedClients(pod.log!).slice(before);
+    const expected = enabled.has(sourceIP) ? `${pod.name} answered and logged ${PODS.forwarder.ip} (the forwarder pod)` : 'no access (source removed)';
+    const seen = body.startsWith('error:') ? body : `${pod.name} answered and logged ${logged.join(', ') || 'nothing'}`;
+    checks.push({
+      title: `external server -> ${sourceIP}:80 -> ${pod.name} (${pod.namespace})`,
+      command: `ip netns exec ${topology.external} curl ${url}`,
+      expected,
+      seen,
+      ok: enabled.has(sourceIP) ? logged.length === 1 && logged[0] === PODS.forwarder.ip : body.startsWith('error:') && logged.length === 0,
+    });
+  }
+  return checks;
+}
+
+/** Waits until every check passes (tunnels take a moment to come up), then returns them. */
+export async function waitForChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<Check[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const checks = await connectivityChecks(lab, topology, sources);
+    if (checks.every((check) => check.ok) || Date.now() > deadline) return checks;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function natRuleCount(lab: Lab, ns: string): Promise<number> {
+  const saved = await lab.exec(ns, ['iptables-save', '-t', 'nat'], { reject: false });
+  return parseIptablesSave(saved.stdout).rules.length;
+}
+
+export interface AppliedForSource {
+  forwarderRules: number;
+  gatewayRules: number;
+  tunnels: number;
+}
+
+/**
+ * What is applied for each source IP: forwarder nat rules naming its pod, the gateway's nat rules
+ * in its namespace, and ssh tunnels to it (ssh processes whose last argument is the IP).
+ */
+export async function appliedState(lab: Lab, topology: Topology, connector: Connector): Promise<Record<string, AppliedForSource>> {
+  const saved = await lab.exec(topology.pods.forwarder.netns, ['iptables-save', '-t', 'nat'], { reject: false });
+  const forwarderRules = parseIptablesSave(saved.stdout).rules;
+  const ps = await lab.exec(undefined, ['ps', '-C', 'ssh', '-o', 'args', '--no-headers'], { reject: false });
+  const tunnelHosts = ps.stdout.split('\n').map((line) => line.trim().split(/\s+/).at(-1) ?? '');
+  const state: Record<string, AppliedForSource> = {};
+  const podOf: Record<string, string> = { [ADDRESSES.sourceIPs[0]]: PODS.pod1.ip, [ADDRESSES.sourceIPs[1]]: PODS.pod2.ip };
+  for (const ip of ADDRESSES.sourceIPs) {
+    const pod = podOf[ip] as string;
+    state[ip] = {
+      forwarderRules: forwarderRules.filter((rule) => rule.args.some((arg) => arg.startsWith(`${pod}/`) || arg === pod)).length,
+      gatewayRules: await natRuleCount(lab, `${connector.netnsPrefix}${ipToHex(ip)}`),
+      tunnels: tunnelHosts.filter((host) => host === ip).length,
+    };
+  }
+  return state;
+}
+
+export interface ChangeTiming {
+  description: string;
+  appliedMs: number;
+}
+
+/**
+ * Regenerates and publishes the rules for `sources`, then measures how long until the forwarder
+ * and the gateway have applied them (polled every 10 ms).
+ */
+export async function applyChange(
+  lab: Lab,
+  topology: Topology,
+  connector: Connector,
+  sources: readonly ExternalServiceSource[],
+  timeoutMs = 10_000,
+): Promise<ChangeTiming> {
+  const rules = await generateRules(connector, sources);
+  const enabled = new Set(sources.map((source) => source.sourceIP));
+  const started = performance.now();
+  publishRules(connector, rules);
+  for (;;) {
+    const state = await appliedState(lab, topology, connector);
+    const done = ADDRESSES.sourceIPs.every((ip) => {
+      const entry = state[ip]!;
+      return enabled.has(ip)
+        ? entry.forwarderRules > 0 && entry.gatewayRules > 0 && entry.tunnels === 2
+        : entry.forwarderRules === 0 && entry.gatewayRules === 0 && entry.tunnels === 0;
+    });
+    const elapsed = performance.now() - started;
+    if (done) return { description: `sources ${[...enabled].join(', ') || 'none'}`, appliedMs: elapsed };
+    if (elapsed > timeoutMs) throw new Error(`the change was not applied within ${timeoutMs} ms: ${JSON.stringify(state)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,185 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Command, Option } from 'commander';
+import { Chalk } from 'chalk';
+import { colorWanted } from '../lib/log.js';
+import { Lab } from '../lab/netns.js';
+import { ADDRESSES, LAB_PREFIX, buildTopology, httpGet, type Topology } from '../lab/topology.js';
+import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway, type Connector } from '../lab/connector.js';
+import { applyChange, waitForChecks, type Check } from '../lab/checks.js';
+import { preflightProblems } from '../lab/preflight.js';
+
+/**
+ * npm run demo: the original README's setup on one Linux machine, in network namespaces, with
+ * real traffic. See lab/topology.ts for the picture.
+ */
+
+const STATE_FILE = '/run/k8s-ext-connector-demo.json';
+const chalk = new Chalk({ level: colorWanted(process.stdout) ? 1 : 0 });
+const say = (text = ''): void => void process.stdout.write(`${text}\n`);
+const step = (text: string): void => say(`\n${chalk.bold.cyan('==>')} ${chalk.bold(text)}`);
+
+function printChecks(checks: readonly Check[]): void {
+  checks.forEach((check, index) => {
+    say(`  ${index + 1}. ${check.title}`);
+    say(`     ${chalk.dim(`$ ${check.command}`)}`);
+    say(`     ${check.ok ? chalk.green('ok  ') : chalk.red('FAIL')} ${check.seen}${check.ok ? '' : chalk.red(` (expected: ${check.expected})`)}`);
+  });
+}
+
+async function down(): Promise<void> {
+  // Removes a lab left running by --keep: its processes, namespaces and files.
+  let state: { tempDir?: string; pids?: number[] } = {};
+  try {
+    state = JSON.parse(fs.readFileSync(STATE_FILE, 'utf8')) as typeof state;
+  } catch {
+    /* no state: remove by name only */
+  }
+  for (const pid of state.pids ?? []) {
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  const lab = new Lab(LAB_PREFIX);
+  for (const ns of Lab.leftovers(LAB_PREFIX)) lab.adoptNetns(ns);
+  await lab.cleanup();
+  if (state.tempDir) fs.rmSync(state.tempDir, { recursive: true, force: true });
+  fs.rmSync(STATE_FILE, { force: true });
+  say(`lab removed (namespaces ${LAB_PREFIX}*, their processes and files).`);
+}
+
+async function demo(keep: boolean): Promise<boolean> {
+  const problems = preflightProblems();
+  if (problems.length > 0) {
+    for (const problem of problems) process.stderr.write(`demo: ${problem}\n`);
+    return false;
+  }
+  if (Lab.leftovers(LAB_PREFIX).length > 0) {
+    process.stderr.write(`demo: a lab is already up (namespaces ${Lab.leftovers(LAB_PREFIX).join(', ')}). Remove it with: npm run demo -- --down\n`);
+    return false;
+  }
+
+  const lab = new Lab(LAB_PREFIX);
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupted: removing the lab...\n');
+    void lab.cleanup().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let topology: Topology | undefined;
+  let connector: Connector | undefined;
+  let ok = false;
+  try {
+    step('Building the lab: a LAN, an external server, a gateway host and a k8s node with pods (network namespaces)');
+    topology = await buildTopology(lab);
+    connector = prepareConnector(lab);
+    say(`  external server ${ADDRESSES.external} (HTTP :8000), gateway host ${ADDRESSES.gatewayHost} (NIC eth0, spare IPs ${ADDRESSES.sourceIPs.join(', ')}), node ${ADDRESSES.node}`);
+    say('  pods: my-pod1 10.244.0.11 (service ns1/my-service1 10.96.0.11:80), my-pod2 10.244.0.12 (ns2/my-service2 10.96.0.12:80),');
+    say('        forwarder my-external-service1 10.244.0.50 (service external-services/my-external-service1 10.96.0.100:8000)');
+    const withoutConnector = await fetchAsSeenBy(lab, topology);
+    say(`  without the connector, my-pod1 reaches the external server as ${chalk.yellow(withoutConnector)} (the node): the problem.`);
+
+    step('Generating the rules: bin/controller genrule --snapshot (the README\'s ExternalService, the lab\'s cluster)');
+    const rules = await generateRules(connector, README_SOURCES);
+    say(indent(rules));
+    publishRules(connector, rules);
+
+    const key = await lab.sshKeypair('forwarder_ssh_key');
+    const logs = path.join(lab.tempDir, 'logs');
+    fs.mkdirSync(logs, { recursive: true });
+    step('Starting bin/gateway on the gateway host: a netns, macvlan, address and sshd per spare IP, then the nat rules');
+    let started = performance.now();
+    await startGateway(lab, topology, connector, key, path.join(logs, 'gateway.log'));
+    say(`  both spare IPs answer ssh after ${Math.round(performance.now() - started)} ms`);
+
+    step('Starting bin/forwarder in the forwarder pod: ssh -L/-R tunnels to the gateway IPs and the nat rules');
+    started = performance.now();
+    startForwarder(lab, topology, connector, key, path.join(logs, 'forwarder.log'));
+    const checks = await waitForChecks(lab, topology, README_SOURCES, 30_000);
+    say(`  traffic flows after ${Math.round(performance.now() - started)} ms`);
+
+    step('The README\'s four connectivity checks');
+    printChecks(checks);
+    if (!checks.every((check) => check.ok)) throw new Error('a connectivity check failed');
+
+    step('Changing the ExternalService: dropping the source ns2/my-service2 (192.168.122.201)');
+    const remaining = README_SOURCES.slice(0, 1);
+    const change = await applyChange(lab, topology, connector, remaining);
+    say(`  the forwarder and the gateway applied the change ${chalk.green(`${Math.round(change.appliedMs)} ms`)} after the rules were published (the original: up to 10 s)`);
+    const after = await waitForChecks(lab, topology, remaining, 5000);
+    printChecks(after);
+    if (!after.every((check) => check.ok)) throw new Error('a check failed after the change');
+
+    step('Putting the source back');
+    const back = await applyChange(lab, topology, connector, README_SOURCES);
+    say(`  applied in ${chalk.green(`${Math.round(back.appliedMs)} ms`)}`);
+    const restored = await waitForChecks(lab, topology, README_SOURCES, 10_000);
+    printChecks(restored);
+    if (!restored.every((check) => check.ok)) throw new Error('a check failed after restoring the source');
+
+    ok = true;
+    if (keep) {
+      const pids = lab.detachAll();
+      fs.writeFileSync(STATE_FILE, JSON.stringify({ tempDir: lab.tempDir, pids }, null, 2));
+      step('The lab stays up (--keep)');
+      say(`  try:   ip netns exec ${topology.pods.pod1.netns} node lab/http-get.mjs http://10.96.0.100:8000/`);
+      say(`         ip netns exec ${topology.external} node lab/http-get.mjs http://${ADDRESSES.sourceIPs[0]}/`);
+      say(`  rules: ${connector.rulesFile} (gateway), ${connector.dataFile} (forwarder); edit ${connector.confDir} and rerun genrule to change them`);
+      say(`  logs:  ${logs}/gateway.log, ${logs}/forwarder.log; access logs in ${lab.tempDir}`);
+      say('  remove it with: npm run demo -- --down');
+      return true;
+    }
+    step('Tearing down: stopping the forwarder and the gateway, bin/gateway teardown, removing the lab');
+  } catch (error) {
+    process.stderr.write(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    for (const [name, handle] of [['gateway', connector?.gateway], ['forwarder', connector?.forwarder]] as const) {
+      if (handle) process.stderr.write(`--- last lines of the ${name}'s log ---\n${handle.output().split('\n').slice(-15).join('\n')}\n`);
+    }
+  } finally {
+    if (!keep || !ok) {
+      if (connector?.forwarder) await lab.stop(connector.forwarder);
+      if (connector?.gateway) await lab.stop(connector.gateway);
+      if (topology && connector) {
+        await teardownGateway(lab, topology, connector).catch((error: unknown) => process.stderr.write(`gateway teardown: ${String(error)}\n`));
+      }
+      await lab.cleanup();
+      const left = Lab.leftovers(LAB_PREFIX);
+      say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
+    }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (ok) say(`\n${chalk.green.bold('Demo complete:')} static source IPs ${ADDRESSES.sourceIPs.join(' and ')} both ways, changes applied in well under a second.`);
+  return ok;
+}
+
+async function fetchAsSeenBy(lab: Lab, topology: Topology): Promise<string> {
+  const body = await httpGet(lab, topology.pods.pod1.netns, `http://${ADDRESSES.external}:8000/`);
+  return body.replace(/^.* saw you as /, '');
+}
+
+function indent(text: string): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => `  ${chalk.dim(line)}`)
+    .join('\n');
+}
+
+const program = new Command('demo')
+  .description('the end-to-end lab: the README\'s three servers in network namespaces on this machine (needs root)')
+  .addOption(new Option('--keep', 'leave the lab running at the end and print how to use and remove it'))
+  .addOption(new Option('--down', 'remove a lab left running by --keep'))
+  .action(async (options: { keep?: boolean; down?: boolean }) => {
+    if (options.down) return down();
+    const ok = await demo(options.keep === true);
+    process.exitCode = ok ? 0 : 1;
+  });
+await program.parseAsync(process.argv);
