@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { debugOutput, isDebug, mutate, run } from '../lib/exec.js';
+import { displayCommand, errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Action } from './plan.js';
+
+export interface ApplyOptions {
+  sshdPath: string;
+  log: Logger;
+  /** Checked between actions: a stop request never interrupts a command half-way. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ApplyFailure {
+  ip: string | undefined;
+  action: Action;
+  error: unknown;
+}
+
+export function describeAction(action: Action): string {
+  return action.kind === 'run' ? displayCommand(action.argv) : `write ${action.path}`;
+}
+
+/**
+ * Writes the config next to its place, has sshd check it (`sshd -t -f`), then renames it into
+ * place, so that sshd never reads a half-written or invalid config.
+ */
+async function writeSshdConfig(file: string, content: string, sshdPath: string): Promise<void> {
+  if (isDebug()) {
+    debugOutput.write(`write ${file}\n${content}`);
+    return;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const candidate = `${file}.new`;
+  fs.writeFileSync(candidate, content, { mode: 0o644 });
+  try {
+    await run(sshdPath, ['-t', '-f', candidate]);
+    fs.renameSync(candidate, file);
+  } finally {
+    fs.rmSync(candidate, { force: true });
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs = 5000): Promise<void> {
+  if (isDebug()) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return;
+    }
+    // The state letter follows the command name, which is in parentheses and may contain ") ".
+    if (stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z')) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Runs the actions in order. When one fails, the remaining actions for the same IP are skipped
+ * (they build on it) and the other IPs go on; the failures are returned.
+ */
+export async function applyActions(actions: readonly Action[], options: ApplyOptions): Promise<ApplyFailure[]> {
+  const { log } = options;
+  const failures: ApplyFailure[] = [];
+  const failedIps = new Set<string | undefined>();
+  for (const action of actions) {
+    if (options.signal?.aborted) {
+      log.info('stopping before the remaining actions', { remaining: actions.length - actions.indexOf(action) });
+      break;
+    }
+    if (failedIps.has(action.ip)) {
+      log.debug('skipped after an earlier failure', { ip: action.ip, command: describeAction(action) });
+      continue;
+    }
+    log.info(action.reason, { ip: action.ip, command: describeAction(action) });
+    try {
+      if (action.kind === 'write-sshd-config') {
+        await writeSshdConfig(action.path, action.content, options.sshdPath);
+      } else {
+        const [file, ...args] = action.argv;
+        await mutate(file as string, args, { input: action.input });
+        if (action.waitForExit !== undefined) await waitForExit(action.waitForExit);
+      }
+    } catch (error) {
+      log.error('failed', { ip: action.ip, command: describeAction(action), error: errorMessage(error) });
+      failures.push({ ip: action.ip, action, error });
+      failedIps.add(action.ip);
+    }
+  }
+  return failures;
+}

@@ -1,0 +1,16 @@
+import { PRIVSEP_DIR } from './observe.js';
+import type { GatewayOptions } from './options.js';
+import type { Desired } from './plan.js';
+import type { RulesState } from './rules-file.js';
+
+export function buildDesired(options: GatewayOptions, ips: readonly string[], rules: RulesState): Desired {
+  return {
+    ips,
+    placement: options.placement,
+    network: options.network,
+    sshdPath: options.sshdPath,
+    access: { sshUser: options.sshUser, authorizedKeysFile: options.authorizedKeysFile },
+    rules,
+    privsepDir: PRIVSEP_DIR,
+  };
+}

@@ -1,0 +1,39 @@
+import path from 'node:path';
+import { ipToHex } from '../lib/ipv4.js';
+
+/** Where the gateway keeps one IP: the original's naming, with the netns prefix and run dir overridable. */
+export interface IpNames {
+  ip: string;
+  /** The four octets as %02x: 192.168.122.200 -> c0a87ac8. */
+  hex: string;
+  netns: string;
+  /** macvlan<hex>: exactly 15 characters, the kernel's limit for a device name. */
+  device: string;
+  pidFile: string;
+  configFile: string;
+}
+
+export interface Placement {
+  netnsPrefix: string;
+  runDir: string;
+}
+
+export function namesFor(ip: string, placement: Placement): IpNames {
+  const hex = ipToHex(ip);
+  return {
+    ip,
+    hex,
+    netns: `${placement.netnsPrefix}${hex}`,
+    device: `macvlan${hex}`,
+    pidFile: path.join(placement.runDir, `sshd-${hex}.pid`),
+    configFile: path.join(placement.runDir, `sshd-${hex}.conf`),
+  };
+}
+
+/** Matches the config files this gateway writes into its run dir. */
+export const CONFIG_FILE_PATTERN = /^sshd-([0-9a-f]{8})\.conf$/;
+
+/** The host key generated into the run dir when the host key dir has none. */
+export function generatedHostKeyPath(runDir: string): string {
+  return path.join(runDir, 'sshd-host-keys', 'ssh_host_ed25519_key');
+}

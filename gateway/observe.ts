@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../lib/exec.js';
+import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
+import { isIPv4 } from '../lib/ipv4.js';
+import { isSshdFor, parseLinks, parseNetnsList, parseRoutes, type LinkState, type RouteState } from './ip-json.js';
+import { CONFIG_FILE_PATTERN, generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
+import { parseConfigHeader } from './sshd-config.js';
+
+/** What one IP's pieces look like right now. */
+export interface IpState {
+  netnsExists: boolean;
+  /** Links inside the IP's netns (empty when it does not exist). */
+  links: LinkState[];
+  defaultRoutes: RouteState[];
+  nat: { rules: NatRule[]; chains: string[] };
+  sshd: { pidFileExists: boolean; pid?: number | undefined; running: boolean };
+  /** The sshd config file's content, when it exists. */
+  config?: string | undefined;
+}
+
+/** An IP this gateway set up earlier (found by the config file it wrote into the run dir). */
+export interface ManagedIp {
+  ip: string;
+  netns: string;
+}
+
+export interface GatewayState {
+  hostLinks: LinkState[];
+  managed: ManagedIp[];
+  ips: Record<string, IpState>;
+  /** Usable host key files in the host key dir. */
+  hostKeys: string[];
+  generatedHostKeyExists: boolean;
+  privsepDirExists: boolean;
+}
+
+export interface ObserveOptions extends Placement {
+  /** Where host keys are looked for (not needed by teardown). */
+  hostKeyDir?: string | undefined;
+  /** sshd's privilege separation directory (compiled into sshd). */
+  privsepDir: string;
+}
+
+export const PRIVSEP_DIR = '/run/sshd';
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export function listManaged(runDir: string): ManagedIp[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(runDir);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((entry) => CONFIG_FILE_PATTERN.test(entry))
+    .sort()
+    .map((entry) => parseConfigHeader(readText(path.join(runDir, entry)) ?? ''))
+    .filter((header): header is ManagedIp => header !== undefined && isIPv4(header.ip));
+}
+
+export function listHostKeys(dir: string): string[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((entry) => /^ssh_host_\w+_key$/.test(entry) && entries.includes(`${entry}.pub`))
+    .sort()
+    .map((entry) => path.join(dir, entry));
+}
+
+function observeSshd(names: IpNames): IpState['sshd'] {
+  const text = readText(names.pidFile);
+  if (text === undefined) return { pidFileExists: false, running: false };
+  const pid = /^\s*(\d+)\s*$/.test(text) ? Number(text.trim()) : undefined;
+  if (pid === undefined || pid <= 1) return { pidFileExists: true, running: false };
+  const cmdline = readText(`/proc/${pid}/cmdline`);
+  return { pidFileExists: true, pid, running: cmdline !== undefined && isSshdFor(cmdline, names.configFile) };
+}
+
+async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {
+  const base = { sshd: observeSshd(names), config: readText(names.configFile) };
+  if (!netnsExists) return { ...base, netnsExists, links: [], defaultRoutes: [], nat: { rules: [], chains: [] } };
+  const [links, routes, save] = await Promise.all([
+    run('ip', ['-n', names.netns, '-json', '-details', 'address', 'show'], { signal }),
+    run('ip', ['-n', names.netns, '-json', '-4', 'route', 'show', 'default'], { signal }),
+    run('ip', ['netns', 'exec', names.netns, 'iptables-save', '-t', 'nat'], { signal }),
+  ]);
+  return {
+    ...base,
+    netnsExists,
+    links: parseLinks(links.stdout),
+    defaultRoutes: parseRoutes(routes.stdout),
+    nat: parseIptablesSave(save.stdout),
+  };
+}
+
+/** Reads everything the plan needs, afresh, for the listed IPs and every IP set up earlier. */
+export async function observe(ips: readonly string[], options: ObserveOptions, signal?: AbortSignal): Promise<GatewayState> {
+  const [netnsList, hostLinks] = await Promise.all([
+    run('ip', ['-json', 'netns', 'list'], { signal }),
+    run('ip', ['-json', '-details', 'link', 'show'], { signal }),
+  ]);
+  const namespaces = new Set(parseNetnsList(netnsList.stdout));
+  const managed = listManaged(options.runDir);
+  const all = [...new Set([...ips, ...managed.map((entry) => entry.ip)])];
+  const states = await Promise.all(
+    all.map((ip) => {
+      const names = namesFor(ip, options);
+      const header = managed.find((entry) => entry.ip === ip && !ips.includes(ip));
+      const netns = header?.netns ?? names.netns;
+      return observeIp({ ...names, netns }, namespaces.has(netns), signal);
+    }),
+  );
+  return {
+    hostLinks: parseLinks(hostLinks.stdout),
+    managed,
+    ips: Object.fromEntries(all.map((ip, index) => [ip, states[index] as IpState])),
+    hostKeys: options.hostKeyDir === undefined ? [] : listHostKeys(options.hostKeyDir),
+    generatedHostKeyExists: fs.existsSync(generatedHostKeyPath(options.runDir)),
+    privsepDirExists: fs.existsSync(options.privsepDir),
+  };
+}

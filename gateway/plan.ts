@@ -1,0 +1,231 @@
+import path from 'node:path';
+import { natRestoreInput, sameRules, BUILTIN_NAT_CHAINS, type NatRule } from '../lib/iptables.js';
+import { natRules } from '../lib/rules.js';
+import type { LinkState } from './ip-json.js';
+import { generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
+import type { GatewayState, IpState } from './observe.js';
+import type { RulesState } from './rules-file.js';
+import { permitsFor, permitsInConfig, renderSshdConfig, type Permits, type SshdAccess } from './sshd-config.js';
+
+/**
+ * The pure heart of the gateway: from what should be (desired) and what is (observed) to the
+ * commands that close the gap, in order. Nothing here reads or changes the system, so every
+ * repair case is a table row in the unit tests. A second run with nothing changed plans [].
+ */
+
+export type Action =
+  | {
+      kind: 'run';
+      ip?: string | undefined;
+      reason: string;
+      argv: string[];
+      input?: string | undefined;
+      /** After the command, wait until this process has exited (a stopped sshd removes its pid file). */
+      waitForExit?: number | undefined;
+    }
+  | { kind: 'write-sshd-config'; ip: string; reason: string; path: string; content: string };
+
+export interface Network {
+  nic: string;
+  prefixLength: number;
+  defaultGateway: string;
+}
+
+export interface Desired {
+  ips: readonly string[];
+  placement: Placement;
+  network: Network;
+  sshdPath: string;
+  access: Omit<SshdAccess, 'hostKeys'>;
+  rules: RulesState;
+  privsepDir: string;
+}
+
+function run(ip: string | undefined, reason: string, argv: string[], input?: string): Action {
+  return input === undefined ? { kind: 'run', ip, reason, argv } : { kind: 'run', ip, reason, argv, input };
+}
+
+function stopSshd(ip: string, reason: string, pid: number): Action {
+  return { kind: 'run', ip, reason, argv: ['kill', String(pid)], waitForExit: pid };
+}
+
+/** True when the live nat table holds exactly `desired` (no other rules, no stray chains). */
+export function natInSync(live: IpState['nat'], desired: readonly NatRule[]): boolean {
+  const builtin = new Set<string>(BUILTIN_NAT_CHAINS);
+  const wantedChains = new Set(desired.map((rule) => rule.chain));
+  const strayChain = live.chains.some((chain) => !builtin.has(chain) && !wantedChains.has(chain));
+  return !strayChain && sameRules(live.rules, desired);
+}
+
+export function desiredNat(rules: RulesState, ip: string): NatRule[] | undefined {
+  return rules.kind === 'ok' ? natRules(rules.rules.gateway[ip]?.['iptables-rule']) : undefined;
+}
+
+/** The host keys the sshd configs name: the host's own, or the one generated into the run dir. */
+export function hostKeysFor(state: GatewayState, runDir: string): string[] {
+  return state.hostKeys.length > 0 ? state.hostKeys : [generatedHostKeyPath(runDir)];
+}
+
+export function desiredPermits(rules: RulesState, ip: string, config: string | undefined): Permits {
+  if (rules.kind === 'ok') return permitsFor(rules.rules, ip);
+  // No readable rules: keep what the running sshd already permits.
+  return config === undefined ? { open: [], listen: [] } : permitsInConfig(config);
+}
+
+export function plan(desired: Desired, state: GatewayState): Action[] {
+  const { placement } = desired;
+  const actions: Action[] = [];
+
+  for (const managed of state.managed) {
+    if (desired.ips.includes(managed.ip)) continue;
+    const names = { ...namesFor(managed.ip, placement), netns: managed.netns };
+    actions.push(...planTeardownIp(names, state.ips[managed.ip], state.hostLinks, 'no longer in the IP list'));
+  }
+  if (desired.ips.length === 0) return actions;
+
+  const hostKeys = hostKeysFor(state, placement.runDir);
+  if (state.hostKeys.length === 0 && !state.generatedHostKeyExists) {
+    const key = generatedHostKeyPath(placement.runDir);
+    actions.push(
+      run(undefined, 'no host key in the host key dir: generating one', ['mkdir', '-p', '-m', '0700', path.dirname(key)]),
+      run(undefined, 'no host key in the host key dir: generating one', ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'k8s-ext-connector-gateway', '-f', key]),
+    );
+  }
+  if (!state.privsepDirExists) {
+    actions.push(run(undefined, "sshd's privilege separation directory is missing", ['mkdir', '-p', '-m', '0755', desired.privsepDir]));
+  }
+  for (const ip of desired.ips) {
+    actions.push(...planIp(namesFor(ip, placement), state.ips[ip], state.hostLinks, desired, hostKeys));
+  }
+  return actions;
+}
+
+const EMPTY_IP_STATE: IpState = {
+  netnsExists: false,
+  links: [],
+  defaultRoutes: [],
+  nat: { rules: [], chains: [] },
+  sshd: { pidFileExists: false, running: false },
+};
+
+function isBridgeMacvlan(link: LinkState | undefined): boolean {
+  return link?.kind === 'macvlan' && link.mode === 'bridge';
+}
+
+export function planIp(
+  names: IpNames,
+  observed: IpState | undefined,
+  hostLinks: readonly LinkState[],
+  desired: Desired,
+  hostKeys: readonly string[],
+): Action[] {
+  const state = observed ?? EMPTY_IP_STATE;
+  const { ip, netns, device } = names;
+  const { nic, prefixLength, defaultGateway } = desired.network;
+  const inNs = (reason: string, args: string[], input?: string): Action => run(ip, reason, ['ip', '-n', netns, ...args], input);
+  const actions: Action[] = [];
+
+  if (!state.netnsExists) {
+    if (state.sshd.running && state.sshd.pid !== undefined) {
+      actions.push(stopSshd(ip, 'sshd runs in a network namespace that no longer exists', state.sshd.pid));
+    }
+    actions.push(run(ip, 'network namespace missing', ['ip', 'netns', 'add', netns]));
+  }
+
+  let dev = state.links.find((link) => link.name === device);
+  if (dev && !isBridgeMacvlan(dev)) {
+    actions.push(inNs(`${device} is not a bridge-mode macvlan`, ['link', 'del', device]));
+    dev = undefined;
+  }
+  if (!dev) {
+    const onHost = hostLinks.find((link) => link.name === device);
+    if (isBridgeMacvlan(onHost)) {
+      actions.push(run(ip, `${device} was left in the host namespace`, ['ip', 'link', 'set', device, 'netns', netns]));
+    } else {
+      if (onHost) actions.push(run(ip, `${device} in the host namespace is not a bridge-mode macvlan`, ['ip', 'link', 'del', device]));
+      actions.push(
+        run(ip, `${device} missing`, ['ip', 'link', 'add', device, 'link', nic, 'type', 'macvlan', 'mode', 'bridge']),
+        run(ip, `${device} missing`, ['ip', 'link', 'set', device, 'netns', netns]),
+      );
+    }
+  }
+
+  if (!state.links.find((link) => link.name === 'lo')?.up) actions.push(inNs('lo is down', ['link', 'set', 'lo', 'up']));
+  if (!dev?.up) actions.push(inNs(`${device} is down`, ['link', 'set', device, 'up']));
+
+  // A device that is new here has no addresses or routes yet, whatever was observed.
+  const addresses = dev?.addresses ?? [];
+  let addressChanged = false;
+  for (const address of addresses) {
+    if (address.local === ip && address.prefixlen === prefixLength) continue;
+    actions.push(inNs(`unexpected address ${address.local}/${address.prefixlen}`, ['address', 'del', `${address.local}/${address.prefixlen}`, 'dev', device]));
+    addressChanged = true;
+  }
+  if (!addresses.some((address) => address.local === ip && address.prefixlen === prefixLength)) {
+    actions.push(inNs(`address ${ip}/${prefixLength} missing`, ['address', 'add', `${ip}/${prefixLength}`, 'dev', device]));
+    addressChanged = true;
+  }
+
+  const routes = dev ? state.defaultRoutes : [];
+  const wanted = (route: { gateway?: string | undefined; dev?: string | undefined }): boolean =>
+    route.gateway === defaultGateway && route.dev === device;
+  for (const route of routes) {
+    if (wanted(route)) continue;
+    const spec = [...(route.gateway ? ['via', route.gateway] : []), ...(route.dev ? ['dev', route.dev] : [])];
+    actions.push(inNs(`unexpected default route ${spec.join(' ')}`, ['route', 'del', 'default', ...spec]));
+  }
+  if (addressChanged || !routes.some(wanted)) {
+    // replace, not add: removing a wrong address may or may not have taken the route with it.
+    actions.push(inNs(`default route via ${defaultGateway} missing`, ['route', 'replace', 'default', 'via', defaultGateway, 'dev', device]));
+  }
+
+  const nat = desiredNat(desired.rules, ip);
+  const liveNat = state.netnsExists ? state.nat : { rules: [], chains: [] };
+  if (nat !== undefined && !natInSync(liveNat, nat)) {
+    actions.push(
+      run(ip, `nat table differs from the rules file (${liveNat.rules.length} live, ${nat.length} wanted)`, ['ip', 'netns', 'exec', netns, 'iptables-restore'], natRestoreInput(nat)),
+    );
+  }
+
+  const permits = desiredPermits(desired.rules, ip, state.config);
+  const config = renderSshdConfig(names, { ...desired.access, hostKeys }, permits);
+  const configChanged = state.config !== config;
+  if (configChanged) {
+    actions.push({
+      kind: 'write-sshd-config',
+      ip,
+      reason: state.config === undefined ? 'sshd config missing' : 'sshd config differs from what the rules need',
+      path: names.configFile,
+      content: config,
+    });
+  }
+  const sshdRunsHere = state.sshd.running && state.netnsExists;
+  if (!sshdRunsHere) {
+    const why = state.sshd.pidFileExists && !state.sshd.running ? 'sshd not running (stale pid file)' : 'sshd not running';
+    actions.push(run(ip, why, ['ip', 'netns', 'exec', netns, desired.sshdPath, '-f', names.configFile]));
+  } else if (configChanged && state.sshd.pid !== undefined) {
+    // SIGHUP makes sshd re-execute itself and read the new config; tunnels that are up stay up.
+    actions.push(run(ip, 'sshd config changed: reloading sshd', ['kill', '-HUP', String(state.sshd.pid)]));
+  }
+  return actions;
+}
+
+/** Removes everything setup made for one IP: its sshd, pid and config files, netns and device. */
+export function planTeardownIp(names: IpNames, observed: IpState | undefined, hostLinks: readonly LinkState[], why: string): Action[] {
+  const state = observed ?? EMPTY_IP_STATE;
+  const actions: Action[] = [];
+  if (state.sshd.running && state.sshd.pid !== undefined) {
+    actions.push(stopSshd(names.ip, `${why}: stopping sshd`, state.sshd.pid));
+  }
+  const files = [...(state.sshd.pidFileExists ? [names.pidFile] : []), ...(state.config !== undefined ? [names.configFile] : [])];
+  if (files.length > 0) actions.push(run(names.ip, `${why}: removing sshd files`, ['rm', '-f', ...files]));
+  if (state.netnsExists) actions.push(run(names.ip, `${why}: deleting network namespace`, ['ip', 'netns', 'del', names.netns]));
+  if (hostLinks.some((link) => link.name === names.device)) {
+    actions.push(run(names.ip, `${why}: deleting ${names.device} left in the host namespace`, ['ip', 'link', 'del', names.device]));
+  }
+  return actions;
+}
+
+export function planTeardown(ips: readonly string[], state: GatewayState, placement: Placement): Action[] {
+  return ips.flatMap((ip) => planTeardownIp(namesFor(ip, placement), state.ips[ip], state.hostLinks, 'teardown'));
+}

@@ -1,0 +1,24 @@
+import { createLogger } from '../lib/log.js';
+import { applyActions } from './apply.js';
+import { readIpsConf } from './ipsconf.js';
+import type { Placement } from './names.js';
+import { observe, PRIVSEP_DIR } from './observe.js';
+import { planTeardown } from './plan.js';
+
+/**
+ * `gateway teardown IPS_CONF`: removes what setup made for each listed IP (sshd, pid file,
+ * config, netns with its device). Idempotent: with nothing left it does nothing and succeeds.
+ */
+export async function teardownGateway(ipsConf: string, placement: Placement): Promise<void> {
+  const log = createLogger('gateway');
+  const ips = readIpsConf(ipsConf);
+  const state = await observe(ips, { ...placement, privsepDir: PRIVSEP_DIR });
+  const actions = planTeardown(ips, state, placement);
+  if (actions.length === 0) {
+    log.info('nothing to remove', { ips: ips.length });
+    return;
+  }
+  const failures = await applyActions(actions, { sshdPath: '/usr/sbin/sshd', log });
+  if (failures.length > 0) throw new Error(`teardown: ${failures.length} action(s) failed`);
+  log.info('torn down', { ips: ips.length });
+}
