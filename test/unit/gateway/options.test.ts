@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../lib/errors.js';
+import { gatewayOptions, parseNetmask, type RawOptions } from '../../../gateway/options.js';
+
+const raw: RawOptions = {
+  netnsPrefix: 'ns',
+  runDir: '/run',
+  nic: 'eth0',
+  netmask: '24',
+  defaultGateway: '192.168.122.1',
+  rulesFile: '/tmp/rules.yaml',
+  sshdPath: '/usr/sbin/sshd',
+  hostKeyDir: '/etc/ssh',
+};
+
+describe('gateway options', () => {
+  it.each([
+    ['24', 24],
+    ['32', 32],
+    ['0', 0],
+    ['255.255.255.0', 24],
+    ['255.255.240.0', 20],
+    ['255.255.255.255', 32],
+  ])('reads the netmask %s as /%i', (text, bits) => {
+    expect(parseNetmask(text)).toBe(bits);
+  });
+
+  it.each(['33', '255.0.255.0', 'abc'])('rejects the netmask %s naming NETMASK', (text) => {
+    expect(() => parseNetmask(text)).toThrow(/NETMASK/);
+  });
+
+  it.each([
+    [{ nic: undefined }, 'NIC is required to be passed as an environment variable (or --nic)'],
+    [{ netmask: '' }, 'NETMASK is required'],
+    [{ defaultGateway: undefined }, 'DEFAULT_GATEWAY is required'],
+    [{ defaultGateway: 'router' }, 'DEFAULT_GATEWAY: "router" is not an IPv4 address'],
+    [{ sshdPath: 'sshd' }, 'SSHD_PATH: "sshd" must be an absolute path'],
+    [{ sshUser: 'bad user' }, 'SSH_USER'],
+    [{ netnsPrefix: 'a/b' }, 'NETNS_PREFIX'],
+    [{ authorizedKeysFile: 'keys' }, 'AUTHORIZED_KEYS_FILE'],
+    [{ interval: '0' }, 'INTERVAL'],
+  ])('rejects %o with a clear message', (change, message) => {
+    expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(ConfigError);
+    expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(message);
+  });
+
+  it('keeps the defaults of the original', () => {
+    const options = gatewayOptions('/etc/ips.conf', raw);
+    expect(options).toMatchObject({
+      ipsConf: '/etc/ips.conf',
+      placement: { netnsPrefix: 'ns', runDir: '/run' },
+      network: { nic: 'eth0', prefixLength: 24, defaultGateway: '192.168.122.1' },
+      rulesFile: '/tmp/rules.yaml',
+      intervalMs: 10_000,
+    });
+  });
+});

@@ -1,0 +1,315 @@
+import { describe, expect, it } from 'vitest';
+import { natRestoreInput } from '../../../lib/iptables.js';
+import { natRules } from '../../../lib/rules.js';
+import { plan, planTeardown, type Action, type Desired } from '../../../gateway/plan.js';
+import type { GatewayState } from '../../../gateway/observe.js';
+import { desired, inPlace, IP, names, placement, rules } from './fixtures.js';
+
+const NS = names.netns;
+const DEV = names.device;
+const CONF = names.configFile;
+const SSHD_START = `ip netns exec ${NS} /usr/sbin/sshd -f ${CONF}`;
+const RESTORE = `ip netns exec ${NS} iptables-restore`;
+
+function commands(actions: readonly Action[]): string[] {
+  return actions.map((action) => (action.kind === 'run' ? action.argv.join(' ') : `write ${action.path}`));
+}
+
+type Case = [title: string, change: (state: GatewayState, wanted: Desired) => Desired | void, expected: string[]];
+
+const ip = (state: GatewayState) => state.ips[IP]!;
+const device = (state: GatewayState) => ip(state).links.find((link) => link.name === DEV)!;
+
+describe('plan', () => {
+  it.each<Case>([
+    ['plans nothing when every piece is in place', () => undefined, []],
+    [
+      'creates the namespace and everything in it when the namespace is missing',
+      (state) => {
+        state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+      },
+      [
+        `ip netns add ${NS}`,
+        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set lo up`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+        RESTORE,
+        `write ${CONF}`,
+        SSHD_START,
+      ],
+    ],
+    [
+      'adds the device, moves it into the namespace and configures it when it is missing',
+      (state) => {
+        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
+        ip(state).defaultRoutes = [];
+      },
+      [
+        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+      ],
+    ],
+    [
+      'moves a bridge-mode macvlan left in the host namespace instead of adding another',
+      (state) => {
+        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
+        state.hostLinks.push({ name: DEV, up: false, kind: 'macvlan', mode: 'bridge', addresses: [] });
+      },
+      [
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+      ],
+    ],
+    [
+      'replaces a device of that name that is not a bridge-mode macvlan',
+      (state) => {
+        device(state).mode = 'vepa';
+      },
+      [
+        `ip -n ${NS} link del ${DEV}`,
+        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+      ],
+    ],
+    [
+      'brings lo up when it is down',
+      (state) => {
+        ip(state).links.find((link) => link.name === 'lo')!.up = false;
+      },
+      [`ip -n ${NS} link set lo up`],
+    ],
+    [
+      'brings the device up when it is down',
+      (state) => {
+        device(state).up = false;
+      },
+      [`ip -n ${NS} link set ${DEV} up`],
+    ],
+    [
+      'adds the address when it is missing (and makes sure of the route that depends on it)',
+      (state) => {
+        device(state).addresses = [];
+      },
+      [`ip -n ${NS} address add ${IP}/24 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
+    ],
+    [
+      'replaces the address when its prefix length is wrong',
+      (state) => {
+        device(state).addresses = [{ local: IP, prefixlen: 16 }];
+      },
+      [
+        `ip -n ${NS} address del ${IP}/16 dev ${DEV}`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+      ],
+    ],
+    [
+      'removes an address that does not belong on the device',
+      (state) => {
+        device(state).addresses.push({ local: '192.168.122.99', prefixlen: 24 });
+      },
+      [`ip -n ${NS} address del 192.168.122.99/24 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
+    ],
+    [
+      'adds the default route when it is missing',
+      (state) => {
+        ip(state).defaultRoutes = [];
+      },
+      [`ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
+    ],
+    [
+      'replaces a default route via the wrong gateway',
+      (state) => {
+        ip(state).defaultRoutes = [{ gateway: '192.168.122.254', dev: DEV }];
+      },
+      [`ip -n ${NS} route del default via 192.168.122.254 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
+    ],
+    [
+      'starts sshd when there is no pid file',
+      (state) => {
+        ip(state).sshd = { pidFileExists: false, running: false };
+      },
+      [SSHD_START],
+    ],
+    [
+      'restarts sshd that died although its pid file is still there',
+      (state) => {
+        ip(state).sshd = { pidFileExists: true, pid: 4242, running: false };
+      },
+      [SSHD_START],
+    ],
+    [
+      'kills an sshd whose namespace was deleted and starts it again in a new one',
+      (state) => {
+        state.ips[IP] = { ...ip(state), netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] } };
+      },
+      [
+        'kill 4242',
+        `ip netns add ${NS}`,
+        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set lo up`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+        RESTORE,
+        SSHD_START,
+      ],
+    ],
+    [
+      'rewrites the sshd config and reloads sshd with SIGHUP when the rules change what it must permit',
+      (state, wanted) => {
+        const changed = structuredClone(rules);
+        changed.forwarder['my-external-service1']!['ssh-tunnel'] = '2049:192.168.122.139:9000,192.168.122.200\n';
+        return { ...wanted, rules: { kind: 'ok', rules: changed } };
+      },
+      [`write ${CONF}`, 'kill -HUP 4242'],
+    ],
+    [
+      'writes the sshd config when it is missing and reloads the running sshd',
+      (state) => {
+        ip(state).config = undefined;
+      },
+      [`write ${CONF}`, 'kill -HUP 4242'],
+    ],
+    [
+      'restores the whole nat table when a rule is missing',
+      (state) => {
+        ip(state).nat.rules = ip(state).nat.rules.slice(1);
+      },
+      [RESTORE],
+    ],
+    [
+      'restores the whole nat table when it holds a rule the rules file does not',
+      (state) => {
+        ip(state).nat.rules = [...ip(state).nat.rules, { chain: 'PREROUTING', args: ['-p', 'tcp', '--dport', '22', '-j', 'ACCEPT'] }];
+      },
+      [RESTORE],
+    ],
+    [
+      'restores the nat table when it holds a chain the rules file does not',
+      (state) => {
+        ip(state).nat.chains.push('STRAY');
+      },
+      [RESTORE],
+    ],
+    [
+      'leaves the nat table and the sshd permits alone while the rules file is absent',
+      (state, wanted) => {
+        ip(state).nat = { rules: [], chains: [] };
+        return { ...wanted, rules: { kind: 'absent' } };
+      },
+      [],
+    ],
+    [
+      'leaves the nat table and the sshd permits alone while the rules file is malformed',
+      (state, wanted) => {
+        ip(state).nat.rules = ip(state).nat.rules.slice(1);
+        return { ...wanted, rules: { kind: 'invalid', reason: 'rules.yaml: invalid YAML' } };
+      },
+      [],
+    ],
+    [
+      'empties the nat table of an IP that the rules file no longer mentions',
+      (_state, wanted) => {
+        const changed = structuredClone(rules);
+        delete changed.gateway[IP];
+        return { ...wanted, rules: { kind: 'ok', rules: changed } };
+      },
+      [RESTORE],
+    ],
+    [
+      'tears down an IP that was set up but is no longer listed',
+      (_state, wanted) => ({ ...wanted, ips: [] }),
+      [`kill 4242`, `rm -f ${names.pidFile} ${CONF}`, `ip netns del ${NS}`],
+    ],
+    [
+      'generates a host key into the run dir when the host key dir has none',
+      (state) => {
+        state.hostKeys = [];
+      },
+      [
+        'mkdir -p -m 0700 /run/sshd-host-keys',
+        'ssh-keygen -q -t ed25519 -N  -C k8s-ext-connector-gateway -f /run/sshd-host-keys/ssh_host_ed25519_key',
+        `write ${CONF}`,
+        'kill -HUP 4242',
+      ],
+    ],
+    [
+      "creates sshd's privilege separation directory when it is missing",
+      (state) => {
+        state.privsepDirExists = false;
+      },
+      ['mkdir -p -m 0755 /run/sshd'],
+    ],
+  ])('%s', (_title, change, expected) => {
+    const state = inPlace();
+    const wanted = change(state, desired()) ?? desired();
+    const actions = plan(wanted, state);
+    expect(commands(actions)).toEqual(expected);
+    // Applying the plan and observing again would find everything in place: no second plan.
+    if (expected.length === 0) expect(plan(wanted, inPlace())).toEqual([]);
+  });
+
+  it('gives iptables-restore the whole nat table of the IP, so that it is replaced in one commit', () => {
+    const state = inPlace();
+    state.ips[IP]!.nat = { rules: [], chains: [] };
+    const restore = plan(desired(), state).find((action) => action.kind === 'run' && action.argv.includes('iptables-restore'));
+    expect(restore).toMatchObject({ input: natRestoreInput(natRules(rules.gateway[IP]!['iptables-rule'])) });
+    expect(restore?.kind === 'run' && restore.input).toContain('*nat\n:PREROUTING ACCEPT [0:0]');
+  });
+
+  it('applies only the rules of the IPs in its own list, whatever else the rules file holds', () => {
+    const actions = plan(desired(), inPlace());
+    expect(actions).toEqual([]);
+    const fresh = inPlace();
+    fresh.ips[IP]!.nat = { rules: [], chains: [] };
+    const input = plan(desired(), fresh).map((action) => (action.kind === 'run' ? (action.input ?? '') : '')).join('');
+    expect(input).toContain('192.168.122.200');
+    expect(input).not.toContain('192.168.122.201');
+  });
+
+  it('names a dedicated user in the sshd config when one is given', () => {
+    const actions = plan(desired({ access: { sshUser: 'tunnel' } }), inPlace());
+    const write = actions.find((action) => action.kind === 'write-sshd-config');
+    expect(write?.kind === 'write-sshd-config' && write.content).toMatch(/^AllowUsers tunnel$/m);
+    expect(write?.kind === 'write-sshd-config' && write.content).toMatch(/^PermitRootLogin no$/m);
+    expect(commands(actions)).toEqual([`write ${CONF}`, 'kill -HUP 4242']);
+  });
+});
+
+describe('planTeardown', () => {
+  it('removes the sshd, its files, the namespace and a device left on the host', () => {
+    const state = inPlace();
+    state.hostLinks.push({ name: DEV, up: false, kind: 'macvlan', mode: 'bridge', addresses: [] });
+    expect(commands(planTeardown([IP], state, placement))).toEqual([
+      'kill 4242',
+      `rm -f ${names.pidFile} ${CONF}`,
+      `ip netns del ${NS}`,
+      `ip link del ${DEV}`,
+    ]);
+  });
+
+  it('removes only a stale pid file when the sshd is already gone', () => {
+    const state = inPlace();
+    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: true, pid: 4242, running: false } };
+    expect(commands(planTeardown([IP], state, placement))).toEqual([`rm -f ${names.pidFile}`]);
+  });
+
+  it('plans nothing when nothing is left', () => {
+    const state = inPlace();
+    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+    expect(planTeardown([IP], state, placement)).toEqual([]);
+  });
+});
