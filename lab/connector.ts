@@ -143,6 +143,7 @@ export async function startGateway(lab: Lab, topology: Topology, connector: Conn
       RUN_DIR: connector.runDir,
       NETNS_PREFIX: connector.netnsPrefix,
       AUTHORIZED_KEYS_FILE: authorizedKeys,
+      HOST_KEY_DIR: connector.runDir,
     },
   });
   connector.gateway = handle;

@@ -82,7 +82,9 @@ export class Lab {
   constructor(prefix: string) {
     if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new Error(`lab prefix must be 1-8 lowercase letters/digits: ${prefix}`);
     this.prefix = prefix;
-    this.tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+    // Under /run when we can: sshd (StrictModes) refuses key files below a world-writable /tmp.
+    const base = process.getuid?.() === 0 && fs.existsSync('/run') ? '/run' : os.tmpdir();
+    this.tempDir = fs.mkdtempSync(path.join(base, `${prefix}-`));
   }
 
   /** Creates network namespace <prefix><name> with lo up; returns its full name. */
