@@ -1,0 +1,261 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ControllerBench, externalService, isMutating, README_SAMPLE } from './controller-run-fixture.js';
+
+/**
+ * `bin/controller --once CONF_DIR` against recording stand-ins: kubectl (a file-backed API
+ * server), scp and ssh (a file tree per gateway host). Each scenario ends with a teardown.
+ */
+
+let bench: ControllerBench;
+afterEach(() => bench.remove());
+
+function rulesOf(call: { stdin?: string }): string | undefined {
+  const object = JSON.parse(call.stdin ?? '{}') as { kind?: string; data?: Record<string, string> };
+  return object.kind === 'ConfigMap' ? object.data?.['data.yaml'] : undefined;
+}
+
+describe('controller --once on the README sample', () => {
+  beforeEach(() => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('my-external-service1.yaml', README_SAMPLE);
+  });
+
+  it('creates the objects, publishes and delivers the rules, then converges to zero changes', async () => {
+    const first = await bench.cycle();
+    expect(first.exitCode, first.stderr).toBe(0);
+
+    expect(bench.object('namespaces', '_', 'external-services')).toBeDefined();
+    expect(bench.object('secrets', 'external-services', 'my-ssh-key')).toMatchObject({
+      data: { id_rsa: Buffer.from('not a real key\n').toString('base64') },
+    });
+    expect(bench.object('pods', 'external-services', 'my-external-service1')).toMatchObject({
+      metadata: { labels: { externalService: 'my-external-service1', 'app.kubernetes.io/managed-by': 'k8s-ext-connector' } },
+      spec: {
+        containers: [
+          {
+            image: 'forwarder:0.1',
+            securityContext: { privileged: true },
+            env: [
+              { name: 'EXTERNAL_SERVICE_NAME', value: 'my-external-service1' },
+              { name: 'DATA_FILE', value: '/etc/external-service/config/data.yaml' },
+            ],
+          },
+        ],
+        volumes: [{ configMap: { name: 'external-service-data' } }, { secret: { secretName: 'my-ssh-key', defaultMode: 256 } }],
+      },
+    });
+    expect(bench.object('services', 'external-services', 'my-external-service1')).toMatchObject({
+      spec: { selector: { externalService: 'my-external-service1' }, ports: [{ protocol: 'TCP', port: 8000, targetPort: 8000 }] },
+    });
+    // The ConfigMap is created empty first (init), then replaced with the rules.
+    const configMapWrites = first.calls.filter((call) => rulesOf(call) !== undefined).map(rulesOf);
+    expect(configMapWrites[0]).toBe('');
+    const published = bench.configMap()?.data['data.yaml'];
+    expect(published).toContain('2049:192.168.122.139:8000,192.168.122.200');
+    expect(bench.gatewayRules()).toBe(published);
+    expect(bench.gatewayFiles()).toEqual(['rules.yaml']);
+    expect(first.calls.filter((call) => call.program === 'scp')).toHaveLength(1);
+
+    // The pod got its IP after the first snapshot: the next cycle adds its iptables rules.
+    const second = await bench.cycle();
+    expect(second.exitCode, second.stderr).toBe(0);
+    const rules = bench.gatewayRules() ?? '';
+    expect(rules).toContain(
+      'PREROUTING -t nat -m tcp -p tcp --dst 10.244.1.1 --src 10.244.0.11 --dport 8000 -j DNAT --to-destination 10.244.1.1:2049',
+    );
+    expect(rules).toContain('192.168.122.201:2049:10.96.0.12:80,192.168.122.201');
+    expect(bench.configMap()?.data['data.yaml']).toBe(rules);
+    const genrule = await bench.run(['genrule', bench.conf]);
+    expect(genrule.exitCode, genrule.stderr).toBe(0);
+    expect(`${genrule.stdout}\n`).toBe(rules); // runBin strips the final newline
+
+    const third = await bench.cycle();
+    expect(third.exitCode, third.stderr).toBe(0);
+    expect(third.calls.filter(isMutating)).toEqual([]);
+    expect(third.calls.filter((call) => call.program === 'kubectl')).toHaveLength(6);
+
+    await bench.teardownAndExpectClean();
+  });
+
+  it('prints every mutating command instead of running it under DEBUG=true', async () => {
+    const result = await bench.once({ DEBUG: 'true' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain('kubectl create -f -\n{\n  "apiVersion": "v1",\n  "kind": "Namespace"');
+    expect(result.stdout).toContain(`kubectl create secret generic my-ssh-key -n external-services --from-file=id_rsa=${bench.key}`);
+    expect(result.stdout).toMatch(/^scp -i \S+ -o BatchMode=yes \S+rules\.yaml gw1:\/tmp\/rules\.yaml\.tmp-[0-9a-f]{16}$/m);
+    expect(result.stdout).toMatch(/^ssh -i \S+ -o BatchMode=yes gw1 mv -f -- \/tmp\/rules\.yaml\.tmp-[0-9a-f]{16} \/tmp\/rules\.yaml$/m);
+    expect(result.stdout).toContain('kubectl replace -f -');
+    expect(bench.calls().filter(isMutating)).toEqual([]);
+    expect(bench.object('namespaces', '_', 'external-services')).toBeUndefined();
+    await bench.teardownAndExpectClean();
+  });
+
+  it('says which required setting is missing', async () => {
+    const result = await bench.once({ SSH_KEY_PATH: '' });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('SSH_KEY_PATH is required to be passed as an environment variable');
+    const noGateway = await bench.once({ GATEWAY_NODE_IP: '' });
+    expect(noGateway.stderr).toContain('GATEWAY_NODE_IP is required');
+    expect(bench.calls()).toEqual([]);
+    await bench.teardownAndExpectClean();
+  });
+});
+
+describe('controller --once after a change', () => {
+  beforeEach(async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a.yaml', externalService('es-a'));
+    bench.writeConf('b.yaml', externalService('es-b', { sourceIP: '192.168.122.201' }));
+    for (let cycle = 0; cycle < 2; cycle++) expect((await bench.once()).exitCode).toBe(0);
+  });
+
+  it('updates the service, cleans up a removed ExternalService and delivers the new rules', async () => {
+    const before = bench.gatewayRules();
+    bench.writeConf('a.yaml', externalService('es-a', { ports: [8000, 9000] }));
+    bench.removeConf('b.yaml');
+
+    const result = await bench.cycle();
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(bench.object('services', 'external-services', 'es-a')).toMatchObject({
+      spec: {
+        ports: [
+          { name: 'tcp-8000', port: 8000, targetPort: 8000 },
+          { name: 'tcp-9000', port: 9000, targetPort: 9000 },
+        ],
+      },
+    });
+    expect(bench.object('pods', 'external-services', 'es-b')).toBeUndefined();
+    expect(bench.object('services', 'external-services', 'es-b')).toBeUndefined();
+    const rules = bench.gatewayRules() ?? '';
+    expect(rules).not.toBe(before);
+    expect(rules).not.toContain('es-b');
+    expect(rules).toContain('2050:192.168.122.139:9000,192.168.122.200');
+    expect(bench.configMap()?.data['data.yaml']).toBe(rules);
+    expect(result.calls.filter(isMutating).map((call) => (call.program === 'kubectl' ? call.argv.slice(0, 3).join(' ') : call.program))).toEqual([
+      'replace -f -',
+      'delete pod es-b',
+      'delete service es-b',
+      'scp',
+      'ssh',
+      'replace -f -',
+    ]);
+    await bench.teardownAndExpectClean();
+  });
+
+  it('publishes nothing when a cluster read fails, and catches up once it works again', async () => {
+    const published = bench.configMap()?.data['data.yaml'];
+    const delivered = bench.gatewayRules();
+    bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' }));
+    bench.failKubectl('^get endpoints');
+
+    const failed = await bench.cycle();
+    expect(failed.exitCode).not.toBe(0);
+    expect(failed.stderr).toContain('stand-in failure injected');
+    expect(failed.calls.filter(isMutating)).toEqual([]);
+    expect(bench.configMap()?.data['data.yaml']).toBe(published);
+    expect(bench.gatewayRules()).toBe(delivered);
+
+    bench.failKubectl(undefined);
+    const recovered = await bench.cycle();
+    expect(recovered.exitCode, recovered.stderr).toBe(0);
+    expect(bench.gatewayRules()).toContain('192.168.122.150');
+    expect(bench.configMap()?.data['data.yaml']).toBe(bench.gatewayRules());
+    await bench.teardownAndExpectClean();
+  });
+
+  it('keeps the last valid version of a file that turns invalid, and ignores a new invalid file, leaving the others’ rules alone', async () => {
+    const published = bench.configMap()?.data['data.yaml'];
+    bench.writeConf('b.yaml', externalService('es-b', { sourceIP: '300.1.1.1' }));
+    bench.writeConf('c.yaml', 'kind: ExternalService\nmetadata: {name: es-c}\nspec: {targetIP: 192.168.122.139, ports: [{port: 70000}]}\n');
+
+    for (let run = 0; run < 2; run++) {
+      // Twice: the last valid version is read back from the cluster, not from memory.
+      const result = await bench.cycle();
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('b.yaml: spec.sources[0].sourceIP: "300.1.1.1" is not an IPv4 address');
+      expect(result.stderr).toContain('c.yaml: spec.ports[0].port: 70000 is not a port number');
+      expect(result.stderr).toMatch(/b\.yaml: its last valid version stays in force/);
+      expect(result.calls.filter(isMutating)).toEqual([]);
+      expect(bench.configMap()?.data['data.yaml']).toBe(published);
+      expect(bench.object('pods', 'external-services', 'es-b')).toBeDefined();
+    }
+
+    bench.writeConf('b.yaml', externalService('es-b', { sourceIP: '192.168.122.202' }));
+    bench.removeConf('c.yaml');
+    const fixed = await bench.cycle();
+    expect(fixed.exitCode, fixed.stderr).toBe(0);
+    expect(bench.gatewayRules()).toContain('192.168.122.202');
+    await bench.teardownAndExpectClean();
+  });
+});
+
+describe('controller --once delivering to the gateways', () => {
+  beforeEach(() => {
+    bench = new ControllerBench('gw1, gw2');
+    bench.seedReadmeCluster();
+    bench.writeConf('my-external-service1.yaml', README_SAMPLE);
+  });
+
+  it('retries a failed delivery on the next cycle, per gateway host, and remembers what each received', async () => {
+    bench.failGateway('gw2', true);
+    const failed = await bench.cycle();
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toContain('failed to copy the rules to gw2');
+    expect(bench.gatewayRules('gw1')).toBe(bench.configMap()?.data['data.yaml']);
+    expect(bench.gatewayRules('gw2')).toBeUndefined();
+
+    bench.failGateway('gw2', false);
+    const retried = await bench.cycle();
+    expect(retried.exitCode, retried.stderr).toBe(0);
+    // The pod's IP changed the rules, so both get them; gw2 gets them for the first time.
+    expect(bench.gatewayRules('gw2')).toBe(bench.configMap()?.data['data.yaml']);
+    expect(bench.gatewayRules('gw1')).toBe(bench.gatewayRules('gw2'));
+
+    const settled = await bench.cycle();
+    expect(settled.calls.filter(isMutating)).toEqual([]);
+
+    bench.failGateway(undefined, true);
+    bench.writeConf('my-external-service1.yaml', README_SAMPLE.replace('192.168.122.139', '192.168.122.140'));
+    const allFail = await bench.cycle();
+    expect(allFail.exitCode).toBe(1);
+    expect(bench.configMap()?.data['data.yaml']).toContain('192.168.122.140');
+    expect(bench.gatewayRules('gw1')).not.toContain('192.168.122.140');
+
+    bench.failGateway(undefined, false);
+    const caughtUp = await bench.cycle();
+    expect(caughtUp.exitCode, caughtUp.stderr).toBe(0);
+    expect(caughtUp.calls.filter((call) => call.program === 'scp').map((call) => call.argv.at(-1)?.split(':')[0])).toEqual(['gw1', 'gw2']);
+    expect(bench.gatewayRules('gw1')).toContain('192.168.122.140');
+    expect(bench.gatewayFiles('gw2')).toEqual(['rules.yaml']);
+    await bench.teardownAndExpectClean();
+  });
+});
+
+describe('controller --once with a hostile name', () => {
+  it('rejects a name with quotes, spaces and $(...) before any kubectl call carries it, and runs no shell', async () => {
+    bench = new ControllerBench();
+    const marker = path.join(bench.root, 'pwned');
+    const shells = path.join(bench.root, 'shells');
+    fs.mkdirSync(shells);
+    for (const shell of ['sh', 'bash', 'dash']) {
+      fs.writeFileSync(path.join(shells, shell), `#!${process.execPath}\nrequire('fs').writeFileSync(${JSON.stringify(marker)}, 'shell ran');\n`, { mode: 0o755 });
+    }
+    const name = `evil "name" 'x' $(touch ${marker}) \`touch ${marker}\``;
+    bench.writeConf('evil.yaml', externalService('placeholder').replace('name: placeholder', `name: ${JSON.stringify(name)}`));
+
+    const result = await bench.cycle({ PATH: `${shells}:${bench.env().PATH ?? ''}` });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('evil.yaml: metadata.name: ');
+    expect(result.stderr).toContain('is not a DNS-1035 label');
+    const recorded = JSON.stringify(result.calls);
+    expect(recorded).not.toContain('touch');
+    expect(recorded).not.toContain('evil');
+    expect(fs.existsSync(marker)).toBe(false);
+    await bench.teardownAndExpectClean();
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+});
