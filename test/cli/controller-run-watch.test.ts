@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/cli.js';
+import { ControllerBench, externalService } from './controller-run-fixture.js';
+
+/**
+ * The long-running controller: a change in CONF_DIR (a file written, or a ConfigMap-style
+ * `..data` symlink swap) starts a cycle within a second although INTERVAL is a minute, and
+ * SIGTERM ends it cleanly.
+ */
+
+let bench: ControllerBench;
+let child: ChildProcess | undefined;
+let stderr = '';
+
+afterEach(() => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  child = undefined;
+  bench.remove();
+});
+
+function startController(): void {
+  stderr = '';
+  child = spawn(process.execPath, [path.join(ROOT, 'bin/controller'), bench.conf], {
+    env: { ...bench.env({ INTERVAL: '60' }), NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+}
+
+/** Waits until the controller has settled: the pod's IP is in the rules and the gateway has them. */
+async function waitSettled(expectedText: string): Promise<void> {
+  await expect
+    .poll(() => {
+      const published = bench.configMap()?.data['data.yaml'] ?? '';
+      return published.includes(expectedText) && published.includes('--to-destination 10.244.1.1:') && bench.gatewayRules() === published;
+    }, { timeout: 15_000, interval: 50 })
+    .toBe(true);
+  // The last step of a cycle is the ConfigMap; give the cycle a moment to return to its wait.
+  const settledCalls = bench.calls().length;
+  await expect.poll(() => bench.calls().length, { timeout: 2000, interval: 300 }).toBe(settledCalls);
+}
+
+/** Makes a change and returns how long until the controller made its next kubectl call. */
+async function reactionTime(change: () => void): Promise<number> {
+  const before = bench.calls().length;
+  const started = performance.now();
+  change();
+  await expect.poll(() => bench.calls().length, { timeout: 5000, interval: 10 }).toBeGreaterThan(before);
+  return performance.now() - started;
+}
+
+async function stopController(): Promise<void> {
+  const running = child;
+  if (!running) throw new Error('controller not started');
+  const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+  running.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  expect(stderr).toContain('SIGTERM received');
+  expect(stderr).toContain('controller stopped');
+}
+
+describe('controller watching CONF_DIR', () => {
+  it('starts a cycle within a second of a conf file change and delivers the new rules, then stops on SIGTERM', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a.yaml', externalService('es-a'));
+    startController();
+    await waitSettled('192.168.122.139');
+
+    const elapsed = await reactionTime(() => bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' })));
+    expect(elapsed).toBeLessThan(1000);
+    await expect.poll(() => bench.gatewayRules() ?? '', { timeout: 10_000 }).toContain('192.168.122.150');
+
+    await stopController();
+    await bench.teardownAndExpectClean();
+  });
+
+  it('follows a ConfigMap-style ..data symlink swap', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    const version = (name: string, text: string): void => {
+      fs.mkdirSync(path.join(bench.conf, name));
+      fs.writeFileSync(path.join(bench.conf, name, 'a.yaml'), text);
+    };
+    version('..2024_01_01', externalService('es-a'));
+    fs.symlinkSync('..2024_01_01', path.join(bench.conf, '..data'));
+    fs.symlinkSync('..data/a.yaml', path.join(bench.conf, 'a.yaml'));
+    startController();
+    await waitSettled('192.168.122.139');
+
+    const elapsed = await reactionTime(() => {
+      version('..2024_01_02', externalService('es-a', { targetIP: '192.168.122.151' }));
+      fs.symlinkSync('..2024_01_02', path.join(bench.conf, '..data_tmp'));
+      fs.renameSync(path.join(bench.conf, '..data_tmp'), path.join(bench.conf, '..data'));
+    });
+    expect(elapsed).toBeLessThan(1000);
+    await expect.poll(() => bench.gatewayRules() ?? '', { timeout: 10_000 }).toContain('192.168.122.151');
+
+    await stopController();
+    await bench.teardownAndExpectClean();
+  });
+});
