@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { generateRules } from '../../../controller/genrule.js';
 import { parseSnapshot, snapshotFromObjects, type ClusterSnapshot, type ServiceInfo } from '../../../controller/snapshot.js';
 import { parseExternalService, type ExternalService } from '../../../lib/externalservice.js';
-import { blockLines, serializeRules, type RulesDocument } from '../../../lib/rules.js';
+import { blockLines, parseRules, serializeRules, type RulesDocument } from '../../../lib/rules.js';
 import { ROOT } from '../../helpers/cli.js';
 
 const NS = 'external-services';
@@ -80,6 +80,11 @@ describe('generateRules on the README sample', () => {
     const { rules, warnings } = generateRules([service!], cluster, { forwarderNamespace: NS });
     expect(serializeRules(rules)).toBe(fs.readFileSync(path.join(fixture, 'expected.yaml'), 'utf8'));
     expect(warnings).toEqual([]);
+  });
+
+  it('writes rules that the forwarder and the gateway parse back unchanged', () => {
+    const { rules } = generateRules([service!], cluster, { forwarderNamespace: NS });
+    expect(parseRules(serializeRules(rules), 'data.yaml')).toEqual(rules);
   });
 
   it('gives the same rules on a rerun with nothing changed', () => {
