@@ -41,6 +41,7 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
   let key: string;
   let configDir: string;
   let forwarder: LabProcess;
+  let forwarderEnv: NodeJS.ProcessEnv;
 
   /** The tunnels this lab's forwarder runs (ps from outside its PID namespace): line -> pid. */
   async function runningTunnels(): Promise<Record<string, number>> {
@@ -59,6 +60,24 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
       .split('\n')
       .filter((line) => line.startsWith('-A'))
       .join('\n');
+  }
+
+  /** The forwarder's own pid (outside its PID namespace): the only child of `unshare --fork`. */
+  function forwarderPid(): number {
+    const launcher = forwarder.child.pid as number;
+    const children = fs.readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    if (children.length !== 1 || !children[0]) throw new Error(`expected one child of unshare, found ${children.join(' ')}`);
+    return children[0];
+  }
+
+  /** Whether a TCP socket listens on `port` in the pod (read from /proc, no program started). */
+  function podListens(port: number): boolean {
+    const table = fs.readFileSync(`/proc/${forwarderPid()}/net/tcp`, 'utf8');
+    const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    return table.split('\n').some((line) => {
+      const [, address, , state] = line.trim().split(/\s+/);
+      return address?.endsWith(local) === true && state === '0A';
+    });
   }
 
   function publish(entry: Parameters<typeof forwarderData>[1]): void {
@@ -87,19 +106,17 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
 
     configDir = path.join(lab.tempDir, 'config');
     publish({ 'ssh-tunnel': [L1, L2], 'remote-ssh-tunnel': [R1], 'iptables-rule': RULES });
-    forwarder = lab.spawn(ns.pod, [path.join(ROOT, 'bin/forwarder')], {
-      pidns: true,
-      env: {
-        PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-        EXTERNAL_SERVICE_NAME: NAME,
-        DATA_FILE: path.join(configDir, 'data.yaml'),
-        SSH_KEY: key,
-        SSH_KNOWN_HOSTS: path.join(lab.tempDir, 'known_hosts'),
-        SSH_STRICT_HOST_KEY_CHECKING: 'accept-new',
-        INTERVAL: '4',
-        NO_COLOR: '1',
-      },
-    });
+    forwarderEnv = {
+      PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      EXTERNAL_SERVICE_NAME: NAME,
+      DATA_FILE: path.join(configDir, 'data.yaml'),
+      SSH_KEY: key,
+      SSH_KNOWN_HOSTS: path.join(lab.tempDir, 'known_hosts'),
+      SSH_STRICT_HOST_KEY_CHECKING: 'accept-new',
+      INTERVAL: '4',
+      NO_COLOR: '1',
+    };
+    forwarder = lab.spawn(ns.pod, [path.join(ROOT, 'bin/forwarder')], { pidns: true, env: forwarderEnv });
   });
 
   afterEach((context) => {
@@ -124,13 +141,27 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
     const started = Date.now();
     publish({ 'ssh-tunnel': [L1, L3], 'remote-ssh-tunnel': [R1], 'iptables-rule': RULES });
 
-    // Applied = the new tunnel carries traffic (ps alone shows an ssh that is still authenticating).
-    await expect.poll(() => reply(ns.app, POD, 2051), { timeout: 1000, interval: 25 }).toBe(GW);
+    // Applied = the new tunnel listens (ps alone shows an ssh that is still authenticating).
+    await expect.poll(() => podListens(2051), { timeout: 1000, interval: 10 }).toBe(true);
     expect(Date.now() - started).toBeLessThan(1000);
+    expect(await reply(ns.app, POD, 2051)).toBe(GW);
+    await expect.poll(() => podListens(2050), { timeout: 1000 }).toBe(false);
     await expect.poll(async () => Object.keys(await runningTunnels()).sort(), { timeout: 1000 }).toEqual([`local ${L1}`, `local ${L3}`, `remote ${R1}`]);
     const after = await runningTunnels();
     expect(after[`local ${L1}`]).toBe(before[`local ${L1}`]);
     expect(after[`remote ${R1}`]).toBe(before[`remote ${R1}`]);
+  });
+
+  it('shows every tunnel running and the nat table in sync in status, run inside the pod', async () => {
+    const status = await lab.exec(undefined, ['nsenter', '-t', String(forwarderPid()), '--pid', '--mount', '--net', '--', path.join(ROOT, 'bin/forwarder'), 'status'], {
+      env: forwarderEnv,
+      reject: false,
+    });
+
+    expect(status.stdout).toContain(`local  ${L1}  pid `);
+    expect(status.stdout).toContain(`remote ${R1}  pid `);
+    expect(status.stdout).toContain('nat table: in sync, 2 live, 2 desired');
+    expect(status.exitCode).toBe(0);
   });
 
   it('restarts a tunnel that was killed', async () => {
@@ -168,10 +199,7 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
 
   it('stops with exit 0 on SIGTERM and leaves the nat rules in place', async () => {
     const rules = await natRules();
-    const launcher = forwarder.child.pid as number;
-    const children = fs.readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8').trim().split(/\s+/).map(Number);
-    expect(children).toHaveLength(1);
-    process.kill(children[0] as number, 'SIGTERM');
+    process.kill(forwarderPid(), 'SIGTERM');
 
     expect(await forwarder.exited).toBe(0);
     expect(forwarder.output()).toContain('stopped; tunnels and nat rules left in place');
