@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { seedKube } from '../helpers/cli.js';
+import { ControllerBench, externalService, isMutating, README_SAMPLE } from './controller-run-fixture.js';
+
+/** `bin/controller teardown CONF_DIR` against the recording stand-ins. */
+
+let bench: ControllerBench;
+afterEach(() => bench.remove());
+
+describe('controller teardown', () => {
+  it('deletes the pods and services, the ConfigMap, the secret and the namespace, in that order', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('my-external-service1.yaml', README_SAMPLE);
+    expect((await bench.once()).exitCode).toBe(0);
+    const before = bench.calls().length;
+
+    const result = await bench.run(['teardown', bench.conf], { SSH_KEY_PATH: '', GATEWAY_NODE_IP: '' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(
+      bench
+        .calls()
+        .slice(before)
+        .filter(isMutating)
+        .map((call) => call.argv.join(' ')),
+    ).toEqual([
+      'delete pod my-external-service1 -n external-services --ignore-not-found',
+      'delete service my-external-service1 -n external-services --ignore-not-found',
+      'delete configmap external-service-data -n external-services --ignore-not-found',
+      'delete secret my-ssh-key -n external-services --ignore-not-found',
+      'delete namespace external-services --ignore-not-found',
+    ]);
+    expect(bench.object('namespaces', '_', 'external-services')).toBeUndefined();
+  });
+
+  it('also deletes what the controller left behind for files that are gone, but nothing it did not create', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a.yaml', externalService('es-a'));
+    bench.writeConf('b.yaml', externalService('es-b'));
+    expect((await bench.once()).exitCode).toBe(0);
+    seedKube(bench.kube, [{ kind: 'Pod', metadata: { namespace: 'external-services', name: 'someone-elses' } }]);
+    bench.removeConf('b.yaml');
+    const before = bench.calls().length;
+
+    const result = await bench.run(['teardown', bench.conf]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const deletions = bench.calls().slice(before).filter(isMutating).map((call) => call.argv.slice(0, 3).join(' '));
+    expect(deletions).toEqual(expect.arrayContaining(['delete pod es-a', 'delete pod es-b', 'delete service es-b']));
+    expect(deletions).not.toContain('delete pod someone-elses');
+  });
+
+  it('exits 0 without deleting anything when there is nothing to delete', async () => {
+    bench = new ControllerBench();
+    const result = await bench.run(['teardown', bench.conf]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain('nothing to delete');
+    expect(bench.calls().filter(isMutating)).toEqual([]);
+  });
+
+  it('exits 1 and names the command when a deletion fails', async () => {
+    bench = new ControllerBench();
+    bench.writeConf('a.yaml', externalService('es-a'));
+    expect((await bench.once()).exitCode).toBe(0);
+    bench.failKubectl('^delete secret');
+    const result = await bench.run(['teardown', bench.conf]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('failed to delete secret my-ssh-key');
+    bench.failKubectl(undefined);
+    await bench.teardownAndExpectClean();
+  });
+});
