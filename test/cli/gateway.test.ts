@@ -1,0 +1,307 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readStandinLog, ROOT, runBin, standinPath, tempDir, type StandinCall } from '../helpers/cli.js';
+
+const STANDINS = path.join(ROOT, 'test/bin/gateway');
+const FIXTURES = path.join(ROOT, 'test/fixtures/gateway');
+const IP1 = '192.168.122.200';
+const IP2 = '192.168.122.201';
+
+interface StandinNamespace {
+  links: Record<string, { kind: string | null; mode: string | null; up: boolean; addrs: string[] }>;
+  routes: { gateway?: string; dev?: string }[];
+  nat: { chains: string[]; rules: string[] };
+}
+
+let work: { dir: string; remove: () => void };
+let env: NodeJS.ProcessEnv;
+let paths: { ips: string; rules: string; run: string; standin: string; log: string };
+
+function state(): { namespaces: Record<string, StandinNamespace> } {
+  return JSON.parse(fs.readFileSync(path.join(paths.standin, 'state.json'), 'utf8'));
+}
+
+function saveState(value: ReturnType<typeof state>): void {
+  fs.writeFileSync(path.join(paths.standin, 'state.json'), JSON.stringify(value));
+}
+
+function pidOf(hex: string): number {
+  return Number(fs.readFileSync(path.join(paths.run, `sshd-${hex}.pid`), 'utf8').trim());
+}
+
+/** Running, and not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** The calls that change something (reads and sshd -t checks left out), as command lines. */
+function changes(calls: readonly StandinCall[]): string[] {
+  return calls
+    .filter((call) => {
+      const words = call.argv;
+      if (call.program === 'iptables-save' || call.program === 'sshd-daemon') return false;
+      if (call.program === 'sshd') return !words.includes('-t');
+      if (call.program !== 'ip') return true;
+      if (words.includes('exec')) return false; // the program it runs records itself
+      return !words.some((word) => word === 'show' || word === 'list');
+    })
+    .map((call) => `${call.program} ${call.argv.join(' ')}`.replace(paths.run, 'RUN').replace(STANDINS, 'STANDINS'));
+}
+
+/** A stand-in call; those run through `ip netns exec` say in which namespace. */
+type GatewayCall = StandinCall & { netns?: string };
+
+function newCalls(): GatewayCall[] {
+  const calls: GatewayCall[] = readStandinLog(paths.log);
+  fs.rmSync(paths.log, { force: true });
+  return calls;
+}
+
+async function gateway(args: string[], extra: NodeJS.ProcessEnv = {}) {
+  return runBin('gateway', args, { env: { ...env, ...extra } });
+}
+
+beforeEach(() => {
+  work = tempDir('k8xgw-cli-');
+  paths = {
+    ips: path.join(work.dir, 'ips.conf'),
+    rules: path.join(work.dir, 'rules.yaml'),
+    run: path.join(work.dir, 'run'),
+    standin: path.join(work.dir, 'standin'),
+    log: path.join(work.dir, 'calls.jsonl'),
+  };
+  fs.mkdirSync(paths.run);
+  fs.mkdirSync(paths.standin);
+  fs.writeFileSync(paths.ips, `# the gateway's IPs\n${IP1}\n\n${IP2}\n`);
+  fs.copyFileSync(path.join(FIXTURES, 'rules.yaml'), paths.rules);
+  env = {
+    PATH: standinPath(STANDINS),
+    GW_STANDIN_DIR: paths.standin,
+    STANDIN_LOG: paths.log,
+    NIC: 'eth0',
+    NETMASK: '24',
+    DEFAULT_GATEWAY: '192.168.122.1',
+    RUN_DIR: paths.run,
+    RULES_FILE: paths.rules,
+    HOST_KEY_DIR: path.join(FIXTURES, 'host-keys'),
+    SSHD_PATH: path.join(STANDINS, 'sshd'),
+  };
+});
+
+afterEach(() => {
+  const daemons = path.join(paths.standin, 'daemons');
+  if (fs.existsSync(daemons)) {
+    for (const pid of fs.readFileSync(daemons, 'utf8').split('\n').filter(Boolean)) {
+      if (alive(Number(pid))) process.kill(Number(pid), 'SIGKILL');
+    }
+  }
+  work.remove();
+});
+
+describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and kill)', () => {
+  it('exits 2 with a clear message when NIC is not set', async () => {
+    const result = await gateway(['--once', paths.ips], { NIC: '' });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('NIC is required to be passed as an environment variable');
+    expect(readStandinLog(paths.log)).toEqual([]);
+  });
+
+  it('exits 2 naming the file and line of a malformed ips.conf, before touching anything', async () => {
+    fs.writeFileSync(paths.ips, `${IP1}\n192.168.122\n`);
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${paths.ips}: line 2: "192.168.122" is not an IPv4 address`);
+    expect(changes(readStandinLog(paths.log))).toEqual([]);
+  });
+
+  it('sets up every IP on the first run and changes nothing on the second', async () => {
+    const first = await gateway(['--once', paths.ips]);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const calls = newCalls();
+    expect(changes(calls)).toEqual([
+      'ip netns add nsc0a87ac8',
+      'ip link add macvlanc0a87ac8 link eth0 type macvlan mode bridge',
+      'ip link set macvlanc0a87ac8 netns nsc0a87ac8',
+      'ip -n nsc0a87ac8 link set lo up',
+      'ip -n nsc0a87ac8 link set macvlanc0a87ac8 up',
+      'ip -n nsc0a87ac8 address add 192.168.122.200/24 dev macvlanc0a87ac8',
+      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8',
+      'iptables-restore ',
+      'sshd -f RUN/sshd-c0a87ac8.conf',
+      'ip netns add nsc0a87ac9',
+      'ip link add macvlanc0a87ac9 link eth0 type macvlan mode bridge',
+      'ip link set macvlanc0a87ac9 netns nsc0a87ac9',
+      'ip -n nsc0a87ac9 link set lo up',
+      'ip -n nsc0a87ac9 link set macvlanc0a87ac9 up',
+      'ip -n nsc0a87ac9 address add 192.168.122.201/24 dev macvlanc0a87ac9',
+      'ip -n nsc0a87ac9 route replace default via 192.168.122.1 dev macvlanc0a87ac9',
+      'iptables-restore ',
+      'sshd -f RUN/sshd-c0a87ac9.conf',
+    ]);
+    const restore = calls.find((call) => call.program === 'iptables-restore' && call.netns === 'nsc0a87ac8');
+    expect(restore?.stdin).toContain('-A PREROUTING -m tcp -p tcp --dst 192.168.122.200 --src 192.168.122.139 --dport 80 -j DNAT --to-destination 192.168.122.200:2049');
+    expect(calls.find((call) => call.program === 'sshd' && !call.argv.includes('-t'))?.netns).toBe('nsc0a87ac8');
+    expect(alive(pidOf('c0a87ac8')) && alive(pidOf('c0a87ac9'))).toBe(true);
+    expect(fs.readFileSync(path.join(paths.run, 'sshd-c0a87ac8.conf'), 'utf8')).toMatch(/^PermitListen 192\.168\.122\.200:2049$/m);
+
+    const second = await gateway(['--once', paths.ips]);
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('repairs only what is missing or wrong: a lost address, a changed nat table, a dead sshd', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const broken = state();
+    broken.namespaces.nsc0a87ac8!.links.macvlanc0a87ac8!.addrs = [];
+    broken.namespaces.nsc0a87ac8!.nat.rules.pop();
+    broken.namespaces.nsc0a87ac9!.nat.rules.push('-A PREROUTING -p tcp -m tcp --dport 22 -j ACCEPT');
+    saveState(broken);
+    const dead = pidOf('c0a87ac9');
+    process.kill(dead, 'SIGKILL');
+    await expect.poll(() => alive(dead)).toBe(false);
+
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(changes(newCalls())).toEqual([
+      'ip -n nsc0a87ac8 address add 192.168.122.200/24 dev macvlanc0a87ac8',
+      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8',
+      'iptables-restore ',
+      'iptables-restore ',
+      'sshd -f RUN/sshd-c0a87ac9.conf',
+    ]);
+    expect(result.stderr).toContain('sshd not running (stale pid file)');
+    const repaired = state().namespaces.nsc0a87ac9!.nat.rules;
+    expect(repaired).toHaveLength(2);
+    expect(repaired.join('\n')).not.toContain('--dport 22');
+    expect(alive(pidOf('c0a87ac9'))).toBe(true);
+  });
+
+  it('rewrites the sshd config and reloads sshd with SIGHUP when the rules change what it must permit', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const pid = pidOf('c0a87ac8');
+    fs.writeFileSync(paths.rules, fs.readFileSync(paths.rules, 'utf8').replace('2049:192.168.122.139:8000,192.168.122.200', '2049:192.168.122.139:9000,192.168.122.200'));
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const calls = newCalls();
+    expect(changes(calls)).toEqual([`kill -HUP ${pid}`]);
+    expect(fs.readFileSync(path.join(paths.run, 'sshd-c0a87ac8.conf'), 'utf8')).toMatch(/^PermitOpen 192\.168\.122\.139:9000$/m);
+    await expect.poll(() => [...calls, ...readStandinLog(paths.log)].some((call) => call.program === 'sshd-daemon' && call.argv[0] === 'SIGHUP')).toBe(true);
+    expect(pidOf('c0a87ac8')).toBe(pid);
+  });
+
+  it('tears down an IP removed from ips.conf: sshd stopped, pid file and config removed, namespace deleted', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const pid = pidOf('c0a87ac9');
+    fs.writeFileSync(paths.ips, `${IP1}\n`);
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(changes(newCalls())).toEqual([`kill ${pid}`, 'ip netns del nsc0a87ac9']);
+    expect(alive(pid)).toBe(false);
+    expect(fs.readdirSync(paths.run).sort()).toEqual(['sshd-c0a87ac8.conf', 'sshd-c0a87ac8.pid']);
+    expect(Object.keys(state().namespaces).sort()).toEqual(['', 'nsc0a87ac8']);
+  });
+
+  it('keeps the applied rules and exits 1 naming the file when the rules file is malformed', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const before = state().namespaces.nsc0a87ac8!.nat;
+    fs.writeFileSync(paths.rules, '"gateway":\n  "192.168.122.200":\n    "iptables-rule": |\n      PREROUTING -t nat -j\n');
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`${paths.rules}: gateway.192.168.122.200.iptables-rule line 1`);
+    expect(changes(newCalls())).toEqual([]);
+    expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);
+  });
+
+  it('changes no rules while the rules file is missing, and sets up the IPs all the same', async () => {
+    fs.rmSync(paths.rules);
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain('no rules file yet');
+    expect(changes(newCalls()).filter((call) => call.startsWith('iptables-restore'))).toEqual([]);
+    expect(fs.readFileSync(path.join(paths.run, 'sshd-c0a87ac8.conf'), 'utf8')).toMatch(/^PermitListen none$/m);
+  });
+
+  it('with DEBUG=true prints the mutating commands and the restore input instead of running them', async () => {
+    const result = await gateway(['--once', paths.ips], { DEBUG: 'true' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain('ip netns add nsc0a87ac8\n');
+    expect(result.stdout).toContain('ip netns exec nsc0a87ac8 iptables-restore\n*nat\n:PREROUTING ACCEPT [0:0]\n');
+    expect(result.stdout).toContain(`write ${paths.run}/sshd-c0a87ac8.conf\n# k8s-ext-connector gateway: sshd for 192.168.122.200`);
+    expect(changes(newCalls())).toEqual([]);
+    expect(fs.readdirSync(paths.run)).toEqual([]);
+  });
+
+  it('teardown removes everything setup made, and a second teardown has nothing to do and exits 0', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    const pids = [pidOf('c0a87ac8'), pidOf('c0a87ac9')];
+    newCalls();
+    const first = await gateway(['teardown', paths.ips]);
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(changes(newCalls())).toEqual([
+      `kill ${pids[0]}`,
+      'ip netns del nsc0a87ac8',
+      `kill ${pids[1]}`,
+      'ip netns del nsc0a87ac9',
+    ]);
+    expect(pids.map(alive)).toEqual([false, false]);
+    expect(fs.readdirSync(paths.run)).toEqual([]);
+    expect(Object.keys(state().namespaces)).toEqual(['']);
+
+    const second = await gateway(['teardown', paths.ips]);
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(second.stderr).toContain('nothing to remove');
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('status shows each IP and what is wrong with it, and exits 1 while anything is', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    const good = await gateway(['status', paths.ips]);
+    expect(good.exitCode, good.stderr).toBe(0);
+    expect(good.stdout).toContain(`${IP1}: ok`);
+    expect(good.stdout).toContain('nat      2 rule(s), as in the rules file');
+    process.kill(pidOf('c0a87ac8'), 'SIGKILL');
+    const broken = state();
+    broken.namespaces.nsc0a87ac9!.routes = [];
+    saveState(broken);
+    newCalls();
+    await expect
+      .poll(async () => {
+        const bad = await gateway(['status', paths.ips]);
+        return [bad.exitCode, bad.stdout.includes('WRONG: sshd not running (stale pid file)'), bad.stdout.includes('WRONG: default route via 192.168.122.1 missing')];
+      })
+      .toEqual([1, true, true]);
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('keeps running: applies a changed rules file and an IP added in place within seconds, and stops cleanly on SIGTERM', async () => {
+    const child = execa(path.join(ROOT, 'bin/gateway'), [paths.ips], { env: { NO_COLOR: '1', ...env, INTERVAL: '60' }, extendEnv: false, reject: false, cwd: work.dir });
+    try {
+      await expect.poll(() => fs.existsSync(path.join(paths.run, 'sshd-c0a87ac9.pid')), { timeout: 15_000 }).toBe(true);
+      await expect.poll(() => changes(readStandinLog(paths.log)).length, { timeout: 15_000 }).toBe(18);
+      // A new rules file written by rename, as the controller does.
+      const next = fs.readFileSync(paths.rules, 'utf8').replace(/--dport 80 /g, '--dport 8080 ');
+      fs.writeFileSync(`${paths.rules}.tmp`, next);
+      fs.renameSync(`${paths.rules}.tmp`, paths.rules);
+      await expect.poll(() => state().namespaces.nsc0a87ac8!.nat.rules.join('\n'), { timeout: 3000, interval: 100 }).toContain('--dport 8080');
+      // ips.conf overwritten in place.
+      fs.appendFileSync(paths.ips, '192.168.122.202\n');
+      await expect.poll(() => fs.existsSync(path.join(paths.run, 'sshd-c0a87aca.pid')), { timeout: 5000, interval: 100 }).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const result = await child;
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    expect(String(result.stderr)).toContain('stopped');
+  });
+});
