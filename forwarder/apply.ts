@@ -41,7 +41,7 @@ export async function apply(actions: readonly Action[], options: ApplyOptions): 
       if (action.kind === 'stop-tunnel') stopped.push(action.tunnel.pid);
     } catch (error) {
       failures.push({ action, error });
-      log.error(`${describe(action)} failed`, { error: error instanceof CommandError ? commandFailure(error) : errorMessage(error) });
+      log.error(`${describeAction(action)} failed`, { error: error instanceof CommandError ? commandFailure(error) : errorMessage(error) });
     }
   }
   return failures;
@@ -83,7 +83,7 @@ async function waitForExit(pids: readonly number[], timeoutMs: number): Promise<
   }
 }
 
-export function describe(action: Action): string {
+export function describeAction(action: Action): string {
   switch (action.kind) {
     case 'stop-tunnel':
       return `stopping ${action.tunnel.kind} tunnel ${tunnelLine(action.tunnel)} (pid ${action.tunnel.pid})`;
