@@ -102,6 +102,17 @@ describe('controller --once on the README sample', () => {
     expect(bench.calls()).toEqual([]);
     await bench.teardownAndExpectClean();
   });
+
+  it('rejects a gateway host that ssh would read as an option and a gateway path a shell would interpret', async () => {
+    const host = await bench.once({ GATEWAY_NODE_IP: 'gw1,-oProxyCommand=touch' });
+    expect(host.exitCode).toBe(2);
+    expect(host.stderr).toContain('GATEWAY_NODE_IP: "-oProxyCommand=touch" is not a host name or IPv4 address');
+    const remotePath = await bench.run(['--once', '--gateway-path', '/tmp/rules;reboot', bench.conf]);
+    expect(remotePath.exitCode).toBe(2);
+    expect(remotePath.stderr).toContain('CONFIG_PATH_ON_GATEWAY_NODE: "/tmp/rules;reboot" is not a path');
+    expect(bench.calls()).toEqual([]);
+    await bench.teardownAndExpectClean();
+  });
 });
 
 describe('controller --once after a change', () => {
