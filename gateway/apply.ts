@@ -82,7 +82,7 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
       } else {
         const [file, ...args] = action.argv;
         await mutate(file as string, args, { input: action.input });
-        if (action.waitForExit !== undefined) await waitForExit(action.waitForExit);
+        for (const pid of action.waitForExit ?? []) await waitForExit(pid);
       }
     } catch (error) {
       log.error('failed', { ip: action.ip, command: describeAction(action), error: errorMessage(error) });

@@ -9,6 +9,11 @@ export interface IpNames {
   netns: string;
   /** macvlan<hex>: exactly 15 characters, the kernel's limit for a device name. */
   device: string;
+  /**
+   * A fixed, locally administered MAC per IP (02:6b:<the four octets>): a device re-created for
+   * the same IP keeps its MAC, so the neighbours' ARP caches stay right.
+   */
+  mac: string;
   pidFile: string;
   configFile: string;
 }
@@ -25,6 +30,7 @@ export function namesFor(ip: string, placement: Placement): IpNames {
     hex,
     netns: `${placement.netnsPrefix}${hex}`,
     device: `macvlan${hex}`,
+    mac: `02:6b:${hex.match(/../g)?.join(':') ?? ''}`,
     pidFile: path.join(placement.runDir, `sshd-${hex}.pid`),
     configFile: path.join(placement.runDir, `sshd-${hex}.conf`),
   };

@@ -13,6 +13,8 @@ export interface IpState {
   /** Links inside the IP's netns (empty when it does not exist). */
   links: LinkState[];
   defaultRoutes: RouteState[];
+  /** Processes in the netns: the sshd and the per-connection sshds that serve the tunnels. */
+  pids: number[];
   nat: { rules: NatRule[]; chains: string[] };
   sshd: { pidFileExists: boolean; pid?: number | undefined; running: boolean };
   /** The sshd config file's content, when it exists. */
@@ -90,17 +92,19 @@ function observeSshd(names: IpNames): IpState['sshd'] {
 
 async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {
   const base = { sshd: observeSshd(names), config: readText(names.configFile) };
-  if (!netnsExists) return { ...base, netnsExists, links: [], defaultRoutes: [], nat: { rules: [], chains: [] } };
-  const [links, routes, save] = await Promise.all([
+  if (!netnsExists) return { ...base, netnsExists, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] } };
+  const [links, routes, save, pids] = await Promise.all([
     run('ip', ['-n', names.netns, '-json', '-details', 'address', 'show'], { signal }),
     run('ip', ['-n', names.netns, '-json', '-4', 'route', 'show', 'default'], { signal }),
     run('ip', ['netns', 'exec', names.netns, 'iptables-save', '-t', 'nat'], { signal }),
+    run('ip', ['netns', 'pids', names.netns], { signal }),
   ]);
   return {
     ...base,
     netnsExists,
     links: parseLinks(links.stdout),
     defaultRoutes: parseRoutes(routes.stdout),
+    pids: pids.stdout.split('\n').filter((line) => /^\d+$/.test(line.trim())).map(Number),
     nat: parseIptablesSave(save.stdout),
   };
 }

@@ -20,8 +20,8 @@ export type Action =
       reason: string;
       argv: string[];
       input?: string | undefined;
-      /** After the command, wait until this process has exited (a stopped sshd removes its pid file). */
-      waitForExit?: number | undefined;
+      /** After the command, wait until these processes have exited (a stopped sshd removes its pid file). */
+      waitForExit?: number[] | undefined;
     }
   | { kind: 'write-sshd-config'; ip: string; reason: string; path: string; content: string };
 
@@ -45,8 +45,8 @@ function run(ip: string | undefined, reason: string, argv: string[], input?: str
   return input === undefined ? { kind: 'run', ip, reason, argv } : { kind: 'run', ip, reason, argv, input };
 }
 
-function stopSshd(ip: string, reason: string, pid: number): Action {
-  return { kind: 'run', ip, reason, argv: ['kill', String(pid)], waitForExit: pid };
+function stopProcesses(ip: string, reason: string, pids: readonly number[]): Action {
+  return { kind: 'run', ip, reason, argv: ['kill', ...pids.map(String)], waitForExit: [...pids] };
 }
 
 /** True when the live nat table holds exactly `desired` (no other rules, no stray chains). */
@@ -104,6 +104,7 @@ const EMPTY_IP_STATE: IpState = {
   netnsExists: false,
   links: [],
   defaultRoutes: [],
+  pids: [],
   nat: { rules: [], chains: [] },
   sshd: { pidFileExists: false, running: false },
 };
@@ -127,7 +128,7 @@ export function planIp(
 
   if (!state.netnsExists) {
     if (state.sshd.running && state.sshd.pid !== undefined) {
-      actions.push(stopSshd(ip, 'sshd runs in a network namespace that no longer exists', state.sshd.pid));
+      actions.push(stopProcesses(ip, 'sshd runs in a network namespace that no longer exists', [state.sshd.pid]));
     }
     actions.push(run(ip, 'network namespace missing', ['ip', 'netns', 'add', netns]));
   }
@@ -144,7 +145,7 @@ export function planIp(
     } else {
       if (onHost) actions.push(run(ip, `${device} in the host namespace is not a bridge-mode macvlan`, ['ip', 'link', 'del', device]));
       actions.push(
-        run(ip, `${device} missing`, ['ip', 'link', 'add', device, 'link', nic, 'type', 'macvlan', 'mode', 'bridge']),
+        run(ip, `${device} missing`, ['ip', 'link', 'add', device, 'link', nic, 'address', names.mac, 'type', 'macvlan', 'mode', 'bridge']),
         run(ip, `${device} missing`, ['ip', 'link', 'set', device, 'netns', netns]),
       );
     }
@@ -214,8 +215,13 @@ export function planIp(
 export function planTeardownIp(names: IpNames, observed: IpState | undefined, hostLinks: readonly LinkState[], why: string): Action[] {
   const state = observed ?? EMPTY_IP_STATE;
   const actions: Action[] = [];
-  if (state.sshd.running && state.sshd.pid !== undefined) {
-    actions.push(stopSshd(names.ip, `${why}: stopping sshd`, state.sshd.pid));
+  // The per-connection sshds outlive the listener and would keep the netns, its device and
+  // the IP alive after `ip netns del`: everything in the netns goes.
+  const listener = state.sshd.running && state.sshd.pid !== undefined ? [state.sshd.pid] : [];
+  const pids = [...new Set([...listener, ...(state.netnsExists ? state.pids : [])])].sort((a, b) => a - b);
+  if (pids.length > 0) {
+    const others = pids.length - listener.length;
+    actions.push(stopProcesses(names.ip, `${why}: stopping sshd${others > 0 ? ` and ${others} other process(es) in its namespace` : ''}`, pids));
   }
   const files = [...(state.sshd.pidFileExists ? [names.pidFile] : []), ...(state.config !== undefined ? [names.configFile] : [])];
   if (files.length > 0) actions.push(run(names.ip, `${why}: removing sshd files`, ['rm', '-f', ...files]));

@@ -50,7 +50,7 @@ function changes(calls: readonly StandinCall[]): string[] {
       if (call.program === 'sshd') return !words.includes('-t');
       if (call.program !== 'ip') return true;
       if (words.includes('exec')) return false; // the program it runs records itself
-      return !words.some((word) => word === 'show' || word === 'list');
+      return !words.some((word) => word === 'show' || word === 'list' || word === 'pids');
     })
     .map((call) => `${call.program} ${call.argv.join(' ')}`.replace(paths.run, 'RUN').replace(STANDINS, 'STANDINS'));
 }
@@ -98,7 +98,7 @@ beforeEach(() => {
 afterEach(() => {
   const daemons = path.join(paths.standin, 'daemons');
   if (fs.existsSync(daemons)) {
-    for (const pid of fs.readFileSync(daemons, 'utf8').split('\n').filter(Boolean)) {
+    for (const pid of fs.readFileSync(daemons, 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[0])) {
       if (alive(Number(pid))) process.kill(Number(pid), 'SIGKILL');
     }
   }
@@ -127,7 +127,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const calls = newCalls();
     expect(changes(calls)).toEqual([
       'ip netns add nsc0a87ac8',
-      'ip link add macvlanc0a87ac8 link eth0 type macvlan mode bridge',
+      'ip link add macvlanc0a87ac8 link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge',
       'ip link set macvlanc0a87ac8 netns nsc0a87ac8',
       'ip -n nsc0a87ac8 link set lo up',
       'ip -n nsc0a87ac8 link set macvlanc0a87ac8 up',
@@ -136,7 +136,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
       'iptables-restore ',
       'sshd -f RUN/sshd-c0a87ac8.conf',
       'ip netns add nsc0a87ac9',
-      'ip link add macvlanc0a87ac9 link eth0 type macvlan mode bridge',
+      'ip link add macvlanc0a87ac9 link eth0 address 02:6b:c0:a8:7a:c9 type macvlan mode bridge',
       'ip link set macvlanc0a87ac9 netns nsc0a87ac9',
       'ip -n nsc0a87ac9 link set lo up',
       'ip -n nsc0a87ac9 link set macvlanc0a87ac9 up',

@@ -40,6 +40,7 @@ export function inPlaceIp(): IpState {
     // macvlan matter to the plan.
     links: parseLinks(fixture('ip-address-show.json')),
     defaultRoutes: parseRoutes(fixture('ip-route-show-default.json')),
+    pids: [4242],
     nat: parseIptablesSave(fixture('iptables-save-nat.txt')),
     sshd: { pidFileExists: true, pid: 4242, running: true },
     config: renderSshdConfig(names, { hostKeys: HOST_KEYS }, permitsFor(rules, IP)),

@@ -26,11 +26,11 @@ describe('plan', () => {
     [
       'creates the namespace and everything in it when the namespace is missing',
       (state) => {
-        state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+        state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
       },
       [
         `ip netns add ${NS}`,
-        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
         `ip link set ${DEV} netns ${NS}`,
         `ip -n ${NS} link set lo up`,
         `ip -n ${NS} link set ${DEV} up`,
@@ -48,7 +48,7 @@ describe('plan', () => {
         ip(state).defaultRoutes = [];
       },
       [
-        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
         `ip link set ${DEV} netns ${NS}`,
         `ip -n ${NS} link set ${DEV} up`,
         `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
@@ -75,7 +75,7 @@ describe('plan', () => {
       },
       [
         `ip -n ${NS} link del ${DEV}`,
-        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
         `ip link set ${DEV} netns ${NS}`,
         `ip -n ${NS} link set ${DEV} up`,
         `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
@@ -152,12 +152,12 @@ describe('plan', () => {
     [
       'kills an sshd whose namespace was deleted and starts it again in a new one',
       (state) => {
-        state.ips[IP] = { ...ip(state), netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] } };
+        state.ips[IP] = { ...ip(state), netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] } };
       },
       [
         'kill 4242',
         `ip netns add ${NS}`,
-        `ip link add ${DEV} link eth0 type macvlan mode bridge`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
         `ip link set ${DEV} netns ${NS}`,
         `ip -n ${NS} link set lo up`,
         `ip -n ${NS} link set ${DEV} up`,
@@ -301,15 +301,23 @@ describe('planTeardown', () => {
     ]);
   });
 
+  it('stops the per-connection sshds in the namespace too, so that deleting it frees the device and the IP', () => {
+    const state = inPlace();
+    state.ips[IP]!.pids = [4242, 4300, 4301];
+    const [stop] = planTeardown([IP], state, placement);
+    expect(stop).toMatchObject({ argv: ['kill', '4242', '4300', '4301'], waitForExit: [4242, 4300, 4301] });
+    expect(stop?.reason).toBe('teardown: stopping sshd and 2 other process(es) in its namespace');
+  });
+
   it('removes only a stale pid file when the sshd is already gone', () => {
     const state = inPlace();
-    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: true, pid: 4242, running: false } };
+    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: true, pid: 4242, running: false } };
     expect(commands(planTeardown([IP], state, placement))).toEqual([`rm -f ${names.pidFile}`]);
   });
 
   it('plans nothing when nothing is left', () => {
     const state = inPlace();
-    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
     expect(planTeardown([IP], state, placement)).toEqual([]);
   });
 });
