@@ -42,6 +42,10 @@ export interface CycleContext {
 export async function reconcileCycle(settings: ControllerSettings, context: CycleContext): Promise<CycleReport> {
   const { log, signal } = context;
   const entries = await readConf(settings.confDir);
+  // Bad files are reported before any kubectl call; what stays in force is known after the reads.
+  for (const invalid of resolveConf(entries, {}).invalid) {
+    for (const error of invalid.errors) log.error(`invalid conf file: ${error.message}`);
+  }
   throwIfAborted(signal);
   const observed = await observeCluster(settings, { signal });
   throwIfAborted(signal);
@@ -49,7 +53,6 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   const annotations = observed.configMap?.annotations ?? {};
   const conf = resolveConf(entries, parseStringMap(annotations[LAST_VALID_ANNOTATION]));
   for (const invalid of conf.invalid) {
-    for (const error of invalid.errors) log.error(`invalid conf file: ${error.message}`);
     log.error(
       invalid.lastValidInForce
         ? `${invalid.file}: its last valid version stays in force until it is fixed`
