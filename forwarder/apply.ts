@@ -20,9 +20,14 @@ export interface ApplyFailure {
   error: unknown;
 }
 
+/** How many `ssh -f` may authenticate at once. */
+export const PARALLEL_STARTS = 8;
+
 /**
- * Runs the planned actions in order. One failing action does not stop the others: each failure
- * is logged with the program's own error and returned.
+ * Runs the planned actions in order: stops, then (once the stopped tunnels have exited) starts,
+ * several at a time since each waits for a round trip to its gateway, then the nat table. One
+ * failing action does not stop the others: each failure is logged with the program's own error
+ * and returned.
  */
 export async function apply(actions: readonly Action[], options: ApplyOptions): Promise<ApplyFailure[]> {
   const { log } = options;
@@ -30,12 +35,7 @@ export async function apply(actions: readonly Action[], options: ApplyOptions): 
   const stopped: number[] = [];
   let waited = false;
 
-  for (const action of actions) {
-    if (options.signal?.aborted) break;
-    if (action.kind !== 'stop-tunnel' && !waited) {
-      waited = true;
-      await waitForExit(stopped, options.stopWaitMs ?? 2000);
-    }
+  const attempt = async (action: Action): Promise<void> => {
     try {
       await applyOne(action, options);
       if (action.kind === 'stop-tunnel') stopped.push(action.tunnel.pid);
@@ -43,6 +43,22 @@ export async function apply(actions: readonly Action[], options: ApplyOptions): 
       failures.push({ action, error });
       log.error(`${describeAction(action)} failed`, { error: error instanceof CommandError ? commandFailure(error) : errorMessage(error) });
     }
+  };
+
+  for (let index = 0; index < actions.length; index++) {
+    const action = actions[index] as Action;
+    if (options.signal?.aborted) break;
+    if (action.kind !== 'stop-tunnel' && !waited) {
+      waited = true;
+      await waitForExit(stopped, options.stopWaitMs ?? 2000);
+    }
+    if (action.kind !== 'start-tunnel') {
+      await attempt(action);
+      continue;
+    }
+    const batch: Action[] = [action];
+    while (batch.length < PARALLEL_STARTS && actions[index + 1]?.kind === 'start-tunnel') batch.push(actions[++index] as Action);
+    await Promise.all(batch.map(attempt));
   }
   return failures;
 }

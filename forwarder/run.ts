@@ -1,6 +1,6 @@
 import { ConfigError, TerminalError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { runLoop, runOnce } from '../lib/loop.js';
+import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { apply } from './apply.js';
 import type { ForwarderSettings } from './command.js';
@@ -8,17 +8,25 @@ import { readDesired } from './desired.js';
 import { observe } from './observe.js';
 import { plan } from './plan.js';
 
+/**
+ * After a cycle that started tunnels, the next one comes this soon: a tunnel that dies right
+ * after starting (e.g. the gateway refused it while it did not yet have the new rules) is then
+ * restarted within seconds instead of at the next resync.
+ */
+export const RECHECK_AFTER_START_MS = 2000;
+
 /** One cycle: read the data file, observe the pod, plan, apply. */
-export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal): Promise<void> {
+export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal): Promise<ReconcileResult> {
   const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser);
   if (!desired.hasEntry) log.debug('no entry for this name in the data file: no tunnels and no rules wanted', { name: settings.name });
   const actions = plan(desired, await observe(signal), settings.ssh);
   if (actions.length === 0) {
     log.debug('in sync', { tunnels: desired.tunnels.length, rules: desired.rules.length });
-    return;
+    return {};
   }
   const failures = await apply(actions, { log, signal, sshStartTimeoutMs: settings.sshStartTimeoutMs });
   if (failures.length > 0) throw new Error(`${failures.length} of ${actions.length} changes failed (see above)`);
+  return actions.some((action) => action.kind === 'start-tunnel') ? { requeueAfterMs: RECHECK_AFTER_START_MS } : {};
 }
 
 /**
@@ -41,7 +49,7 @@ export async function runForwarder(settings: ForwarderSettings, once: boolean, l
     watch: [{ path: settings.dataFile, kind: 'file' }],
     reconcile: async (signal) => {
       try {
-        await reconcile(settings, log, signal);
+        return await reconcile(settings, log, signal);
       } catch (error) {
         // A bad data file is fixed by a change to it (which the watch sees), not by retrying.
         if (error instanceof ConfigError) throw new TerminalError(`${error.message}; keeping the tunnels and rules that are applied`);

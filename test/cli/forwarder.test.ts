@@ -73,12 +73,15 @@ describe('forwarder --once', () => {
     expect(result.stderr).not.toMatch(/ERROR/);
     expect(result.exitCode).toBe(0);
     const calls = readStandinLog(logFile);
-    expect(mutations(calls)).toEqual(['kill 18', tunnelCommand('L', L2), tunnelCommand('R', R1), 'iptables-restore']);
+    const done = mutations(calls);
+    expect(done[0]).toBe('kill 18');
+    expect(done.slice(1, 3).sort()).toEqual([tunnelCommand('L', L2), tunnelCommand('R', R1)].sort());
+    expect(done.slice(3)).toEqual(['iptables-restore']);
     expect(calls.find((call) => call.program === 'iptables-restore')?.stdin).toBe(
       `*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A ${DNAT.replace(' -t nat', '')}\n-A ${SNAT.replace(' -t nat', '')}\nCOMMIT\n`,
     );
     expect(calls.filter((call) => call.program === 'ps')[0]?.argv).toEqual(['-C', 'ssh', '-o', 'pid,args', '--no-headers']);
-    expect(runningTunnels().map((line) => line.split(' ')[0])).toEqual(['17', '1000', '1001']);
+    expect(runningTunnels().map((line) => line.split(' ')[0]).sort()).toEqual(['1000', '1001', '17']);
   });
 
   it('runs no mutating command when run again with nothing changed', async () => {
@@ -121,7 +124,9 @@ describe('forwarder --once', () => {
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain(`starting local tunnel ${L2} failed error="ssh: connect to host 192.168.122.201 port 22: Connection refused`);
     expect(result.stderr).toContain('1 of 4 changes failed');
-    expect(mutations()).toEqual([tunnelCommand('L', L1), tunnelCommand('L', L2), tunnelCommand('R', R1), 'iptables-restore']);
+    // Tunnels start in parallel: their order is not fixed; the nat table comes last.
+    expect(mutations().slice(0, 3).sort()).toEqual([tunnelCommand('L', L1), tunnelCommand('L', L2), tunnelCommand('R', R1)].sort());
+    expect(mutations()[3]).toBe('iptables-restore');
   });
 
   it('prints the mutating commands instead of running them under DEBUG=true', async () => {
@@ -156,7 +161,7 @@ describe('forwarder --once', () => {
     });
 
     expect(result.exitCode).toBe(0);
-    expect(mutations()[0]).toBe(
+    expect(mutations().find((command) => command.includes(' -L 2049:'))).toBe(
       'ssh -o ServerAliveInterval=5 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/keys/known -o BatchMode=yes -o ExitOnForwardFailure=yes ' +
         '-o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
     );
@@ -208,12 +213,14 @@ describe('forwarder (loop)', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
-      const [first, , remote] = runningTunnels();
+      // Tunnels start in parallel, so the stand-in's pids follow no fixed order: find them by spec.
+      const first = runningTunnels().find((line) => line.endsWith(L1.replace(',', ' ')));
+      const remote = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' ')));
 
       const L3 = '2051:192.168.122.139:8000,192.168.122.202';
       writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, L3], 'remote-ssh-tunnel': [R1], 'iptables-rule': [DNAT, SNAT] }) });
       await expect.poll(() => runningTunnels().join('\n'), { timeout: 1000, interval: 25 }).toContain(L3.replace(',', ' '));
-      expect(runningTunnels()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`]);
+      expect(runningTunnels().sort()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`].sort());
 
       fs.rmSync(logFile);
       writeConfigMap(configDir, { 'data.yaml': 'forwarder: [\n' });

@@ -28,11 +28,23 @@ export function processes() {
     .sort((a, b) => a[0] - b[0]);
 }
 
-export function nextPid() {
-  const counter = path.join(root, 'next-pid');
-  const pid = fs.existsSync(counter) ? Number(fs.readFileSync(counter, 'utf8')) : 1000;
-  fs.writeFileSync(counter, String(pid + 1));
-  return pid;
+/**
+ * Starts a "process": claims the lowest free pid from 1000 by creating procs/<pid> exclusively
+ * (several ssh stand-ins run at once) and writes its command line there. Pids are not reused.
+ */
+export function spawnProcess(command) {
+  const used = path.join(root, 'used-pids');
+  fs.mkdirSync(used, { recursive: true });
+  for (let pid = 1000; ; pid++) {
+    try {
+      fs.closeSync(fs.openSync(path.join(used, String(pid)), 'wx'));
+    } catch (error) {
+      if (error.code === 'EEXIST') continue;
+      throw error;
+    }
+    fs.writeFileSync(path.join(procs, String(pid)), `${command}\n`);
+    return pid;
+  }
 }
 
 /** The regex lines of a failure-injection file that match `text`, if the file exists. */
