@@ -19,6 +19,10 @@ export interface IpState {
   sshd: { pidFileExists: boolean; pid?: number | undefined; running: boolean };
   /** The sshd config file's content, when it exists. */
   config?: string | undefined;
+  /** When the sshd config file was last written (ms since the epoch). */
+  configWrittenAtMs?: number | undefined;
+  /** Start time (ms since the epoch) of each process in `pids`, where it could be read. */
+  startedAtMs?: Record<number, number> | undefined;
 }
 
 /** An IP this gateway set up earlier (found by the config file it wrote into the run dir). */
@@ -90,8 +94,34 @@ function observeSshd(names: IpNames): IpState['sshd'] {
   return { pidFileExists: true, pid, running: cmdline !== undefined && isSshdFor(cmdline, names.configFile) };
 }
 
+function modifiedAtMs(file: string): number | undefined {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When each process started, from /proc/<pid>/stat (field 22: clock ticks since boot) and the
+ * boot time in /proc/stat. Linux's USER_HZ is 100 on every architecture it supports.
+ */
+export function processStartTimes(pids: readonly number[]): Record<number, number> {
+  const bootSeconds = Number(/^btime (\d+)$/m.exec(readText('/proc/stat') ?? '')?.[1]);
+  const times: Record<number, number> = {};
+  if (!Number.isFinite(bootSeconds)) return times;
+  for (const pid of pids) {
+    const stat = readText(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields?.[19]);
+    if (Number.isFinite(ticks)) times[pid] = bootSeconds * 1000 + ticks * 10;
+  }
+  return times;
+}
+
 async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {
-  const base = { sshd: observeSshd(names), config: readText(names.configFile) };
+  const base = { sshd: observeSshd(names), config: readText(names.configFile), configWrittenAtMs: modifiedAtMs(names.configFile) };
   if (!netnsExists) return { ...base, netnsExists, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] } };
   const [links, routes, save, pids] = await Promise.all([
     run('ip', ['-n', names.netns, '-json', '-details', 'address', 'show'], { signal }),
@@ -99,12 +129,14 @@ async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSig
     run('ip', ['netns', 'exec', names.netns, 'iptables-save', '-t', 'nat'], { signal }),
     run('ip', ['netns', 'pids', names.netns], { signal }),
   ]);
+  const pidList = pids.stdout.split('\n').filter((line) => /^\d+$/.test(line.trim())).map(Number);
   return {
     ...base,
     netnsExists,
     links: parseLinks(links.stdout),
     defaultRoutes: parseRoutes(routes.stdout),
-    pids: pids.stdout.split('\n').filter((line) => /^\d+$/.test(line.trim())).map(Number),
+    pids: pidList,
+    startedAtMs: processStartTimes(pidList),
     nat: parseIptablesSave(save.stdout),
   };
 }

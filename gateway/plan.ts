@@ -207,8 +207,29 @@ export function planIp(
   } else if (configChanged && state.sshd.pid !== undefined) {
     // SIGHUP makes sshd re-execute itself and read the new config; tunnels that are up stay up.
     actions.push(run(ip, 'sshd config changed: reloading sshd', ['kill', '-HUP', String(state.sshd.pid)]));
+    const stale = staleSessions(state, permits);
+    if (stale.length > 0) {
+      actions.push(
+        stopProcesses(ip, `stopping ${stale.length} ssh session(s) opened under the previous config, which lacked forwarding they may need: their tunnels reconnect`, stale),
+      );
+    }
   }
   return actions;
+}
+
+/**
+ * An sshd session keeps the config that was in force when it connected. When the rules add a
+ * PermitOpen target, a tunnel that connected after the previous config was written (the
+ * forwarder got the new rules before the gateway did) can never open its forward: such sessions
+ * are stopped so that their tunnels reconnect under the new config. Older sessions connected
+ * before the rules that need the new target existed, and are left alone.
+ */
+export function staleSessions(state: IpState, permits: Permits): number[] {
+  if (state.config === undefined || state.configWrittenAtMs === undefined || state.sshd.pid === undefined) return [];
+  const before = new Set(permitsInConfig(state.config).open);
+  if (permits.open.every((target) => before.has(target))) return [];
+  const since = state.configWrittenAtMs;
+  return state.pids.filter((pid) => pid !== state.sshd.pid && (state.startedAtMs?.[pid] ?? 0) >= since).sort((a, b) => a - b);
 }
 
 /** Removes everything setup made for one IP: its sshd, pid and config files, netns and device. */

@@ -34,7 +34,7 @@ export interface LoopOptions {
   signal: AbortSignal;
   watch?: readonly WatchTarget[];
   debounceMs?: number;
-  /** First retry delay after a failure; doubles up to intervalMs. */
+  /** First retry delay after a failure (default 250 ms); doubles up to intervalMs. */
   backoffMs?: number;
   /** Called after each cycle (tests use it to count cycles). */
   onCycle?: (outcome: { ok: boolean; error?: unknown; cycle: number }) => void;
@@ -48,7 +48,7 @@ export async function runOnce(reconcile: Reconcile, signal: AbortSignal): Promis
 export async function runLoop(options: LoopOptions): Promise<void> {
   const { reconcile, log, intervalMs, signal } = options;
   const debounceMs = options.debounceMs ?? 100;
-  const baseBackoff = options.backoffMs ?? 1000;
+  const baseBackoff = options.backoffMs ?? 250;
   let wake: (() => void) | undefined;
   let dirty: boolean;
   let debounce: NodeJS.Timeout | undefined;

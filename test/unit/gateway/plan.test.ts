@@ -177,6 +177,26 @@ describe('plan', () => {
       [`write ${CONF}`, 'kill -HUP 4242'],
     ],
     [
+      'stops the sessions that connected under the previous config when the rules add a forwarding target',
+      (state, wanted) => {
+        Object.assign(ip(state), { pids: [4242, 4300, 4301, 4302], configWrittenAtMs: 1000, startedAtMs: { 4242: 100, 4300: 500, 4301: 1000, 4302: 2000 } });
+        const changed = structuredClone(rules);
+        changed.forwarder['my-external-service1']!['ssh-tunnel'] += '2050:192.168.122.140:5432,192.168.122.200\n';
+        return { ...wanted, rules: { kind: 'ok', rules: changed } };
+      },
+      [`write ${CONF}`, 'kill -HUP 4242', 'kill 4301 4302'],
+    ],
+    [
+      'leaves every session alone when the rules only take forwarding away',
+      (state, wanted) => {
+        Object.assign(ip(state), { pids: [4242, 4301], configWrittenAtMs: 1000, startedAtMs: { 4242: 100, 4301: 2000 } });
+        const changed = structuredClone(rules);
+        changed.forwarder['my-external-service1']!['ssh-tunnel'] = '';
+        return { ...wanted, rules: { kind: 'ok', rules: changed } };
+      },
+      [`write ${CONF}`, 'kill -HUP 4242'],
+    ],
+    [
       'writes the sshd config when it is missing and reloads the running sshd',
       (state) => {
         ip(state).config = undefined;
