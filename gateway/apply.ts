@@ -3,6 +3,7 @@ import path from 'node:path';
 import { debugOutput, isDebug, mutate, run } from '../lib/exec.js';
 import { displayCommand, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { processStartTimes } from './observe.js';
 import type { Action } from './plan.js';
 
 export interface ApplyOptions {
@@ -19,7 +20,33 @@ export interface ApplyFailure {
 }
 
 export function describeAction(action: Action): string {
-  return action.kind === 'run' ? displayCommand(action.argv) : `write ${action.path}`;
+  switch (action.kind) {
+    case 'run':
+      return displayCommand(action.argv);
+    case 'write-sshd-config':
+      return `write ${action.path}`;
+    case 'stop-stale-sessions':
+      return `kill the sessions in ${action.netns} opened since ${new Date(action.sinceMs).toISOString()}`;
+  }
+}
+
+/** How long a reloaded sshd takes to re-execute: connections accepted until then got the old config. */
+export const RELOAD_SETTLE_MS = 300;
+
+async function stopStaleSessions(action: Extract<Action, { kind: 'stop-stale-sessions' }>, log: Logger): Promise<void> {
+  if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
+  const until = Date.now();
+  const listed = await run('ip', ['netns', 'pids', action.netns]);
+  const pids = listed.stdout
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line.trim()))
+    .map(Number)
+    .filter((pid) => pid !== action.listenerPid);
+  const started = processStartTimes(pids);
+  const stale = pids.filter((pid) => started[pid] !== undefined && (started[pid] as number) >= action.sinceMs && (started[pid] as number) <= until);
+  if (stale.length === 0) return;
+  log.info('stopping ssh sessions opened under the previous config', { ip: action.ip, sessions: stale.length });
+  await mutate('kill', stale.map(String), { reject: false });
 }
 
 /**
@@ -79,6 +106,8 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
     try {
       if (action.kind === 'write-sshd-config') {
         await writeSshdConfig(action.path, action.content, options.sshdPath);
+      } else if (action.kind === 'stop-stale-sessions') {
+        await stopStaleSessions(action, log);
       } else {
         const [file, ...args] = action.argv;
         await mutate(file as string, args, { input: action.input });

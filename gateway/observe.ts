@@ -21,8 +21,6 @@ export interface IpState {
   config?: string | undefined;
   /** When the sshd config file was last written (ms since the epoch). */
   configWrittenAtMs?: number | undefined;
-  /** Start time (ms since the epoch) of each process in `pids`, where it could be read. */
-  startedAtMs?: Record<number, number> | undefined;
 }
 
 /** An IP this gateway set up earlier (found by the config file it wrote into the run dir). */
@@ -136,7 +134,6 @@ async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSig
     links: parseLinks(links.stdout),
     defaultRoutes: parseRoutes(routes.stdout),
     pids: pidList,
-    startedAtMs: processStartTimes(pidList),
     nat: parseIptablesSave(save.stdout),
   };
 }

@@ -23,7 +23,17 @@ export type Action =
       /** After the command, wait until these processes have exited (a stopped sshd removes its pid file). */
       waitForExit?: number[] | undefined;
     }
-  | { kind: 'write-sshd-config'; ip: string; reason: string; path: string; content: string };
+  | { kind: 'write-sshd-config'; ip: string; reason: string; path: string; content: string }
+  | {
+      kind: 'stop-stale-sessions';
+      ip: string;
+      reason: string;
+      netns: string;
+      /** The listening sshd, which stays. */
+      listenerPid: number;
+      /** Sessions that connected from this moment (ms since the epoch) until the reload took effect. */
+      sinceMs: number;
+    };
 
 export interface Network {
   nic: string;
@@ -207,11 +217,15 @@ export function planIp(
   } else if (configChanged && state.sshd.pid !== undefined) {
     // SIGHUP makes sshd re-execute itself and read the new config; tunnels that are up stay up.
     actions.push(run(ip, 'sshd config changed: reloading sshd', ['kill', '-HUP', String(state.sshd.pid)]));
-    const stale = staleSessions(state, permits);
-    if (stale.length > 0) {
-      actions.push(
-        stopProcesses(ip, `stopping ${stale.length} ssh session(s) opened under the previous config, which lacked forwarding they may need: their tunnels reconnect`, stale),
-      );
+    if (widensPermitOpen(state, permits) && state.configWrittenAtMs !== undefined) {
+      actions.push({
+        kind: 'stop-stale-sessions',
+        ip,
+        reason: 'the rules add a forwarding target: stopping the ssh sessions opened under the previous config, so that their tunnels reconnect',
+        netns,
+        listenerPid: state.sshd.pid,
+        sinceMs: state.configWrittenAtMs,
+      });
     }
   }
   return actions;
@@ -220,16 +234,15 @@ export function planIp(
 /**
  * An sshd session keeps the config that was in force when it connected. When the rules add a
  * PermitOpen target, a tunnel that connected after the previous config was written (the
- * forwarder got the new rules before the gateway did) can never open its forward: such sessions
- * are stopped so that their tunnels reconnect under the new config. Older sessions connected
- * before the rules that need the new target existed, and are left alone.
+ * forwarder got the new rules before the gateway did) can never open its forward, yet stays up:
+ * the sessions opened between the previous config's write and the reload are stopped (which
+ * ones is read when the reload has taken effect), so that their tunnels reconnect under the new
+ * config. Older sessions predate the rules that need the new target and are left alone.
  */
-export function staleSessions(state: IpState, permits: Permits): number[] {
-  if (state.config === undefined || state.configWrittenAtMs === undefined || state.sshd.pid === undefined) return [];
+export function widensPermitOpen(state: IpState, permits: Permits): boolean {
+  if (state.config === undefined) return false;
   const before = new Set(permitsInConfig(state.config).open);
-  if (permits.open.every((target) => before.has(target))) return [];
-  const since = state.configWrittenAtMs;
-  return state.pids.filter((pid) => pid !== state.sshd.pid && (state.startedAtMs?.[pid] ?? 0) >= since).sort((a, b) => a - b);
+  return permits.open.some((target) => !before.has(target));
 }
 
 /** Removes everything setup made for one IP: its sshd, pid and config files, netns and device. */

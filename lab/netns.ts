@@ -296,6 +296,8 @@ export class Lab {
   /** Lets processes started with spawn() outlive this program (for a lab left running). */
   detachAll(): number[] {
     const pids = this.processes.splice(0).map((handle) => {
+      handle.child.stdout?.destroy();
+      handle.child.stderr?.destroy();
       handle.child.unref();
       return handle.child.pid ?? 0;
     });

@@ -12,7 +12,9 @@ const SSHD_START = `ip netns exec ${NS} /usr/sbin/sshd -f ${CONF}`;
 const RESTORE = `ip netns exec ${NS} iptables-restore`;
 
 function commands(actions: readonly Action[]): string[] {
-  return actions.map((action) => (action.kind === 'run' ? action.argv.join(' ') : `write ${action.path}`));
+  return actions.map((action) =>
+    action.kind === 'run' ? action.argv.join(' ') : action.kind === 'write-sshd-config' ? `write ${action.path}` : `stop sessions since ${action.sinceMs}`,
+  );
 }
 
 type Case = [title: string, change: (state: GatewayState, wanted: Desired) => Desired | void, expected: string[]];
@@ -179,17 +181,17 @@ describe('plan', () => {
     [
       'stops the sessions that connected under the previous config when the rules add a forwarding target',
       (state, wanted) => {
-        Object.assign(ip(state), { pids: [4242, 4300, 4301, 4302], configWrittenAtMs: 1000, startedAtMs: { 4242: 100, 4300: 500, 4301: 1000, 4302: 2000 } });
+        Object.assign(ip(state), { configWrittenAtMs: 1000 });
         const changed = structuredClone(rules);
         changed.forwarder['my-external-service1']!['ssh-tunnel'] += '2050:192.168.122.140:5432,192.168.122.200\n';
         return { ...wanted, rules: { kind: 'ok', rules: changed } };
       },
-      [`write ${CONF}`, 'kill -HUP 4242', 'kill 4301 4302'],
+      [`write ${CONF}`, 'kill -HUP 4242', 'stop sessions since 1000'],
     ],
     [
       'leaves every session alone when the rules only take forwarding away',
       (state, wanted) => {
-        Object.assign(ip(state), { pids: [4242, 4301], configWrittenAtMs: 1000, startedAtMs: { 4242: 100, 4301: 2000 } });
+        Object.assign(ip(state), { configWrittenAtMs: 1000 });
         const changed = structuredClone(rules);
         changed.forwarder['my-external-service1']!['ssh-tunnel'] = '';
         return { ...wanted, rules: { kind: 'ok', rules: changed } };

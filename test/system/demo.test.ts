@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Lab, PACKAGE_ROOT } from '../../lab/netns.js';
+import { preflightProblems } from '../../lab/preflight.js';
+import { ADDRESSES, LAB_PREFIX } from '../../lab/topology.js';
+
+const problems = preflightProblems();
+const skip = problems.length > 0 ? problems.join(' ') : undefined;
+if (skip) console.warn(`system tests skipped: ${skip}`);
+
+const DEMO = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'demo.js');
+const demo = (args: string[] = []) =>
+  execa(process.execPath, [DEMO, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' }, stdin: 'ignore' });
+
+describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
+  afterAll(async () => {
+    // Whatever happened, leave no lab behind.
+    if (Lab.leftovers(LAB_PREFIX).length > 0) await demo(['--down']);
+  });
+
+  it('passes the README\'s four checks, applies a change both ways and removes everything', { timeout: 300_000 }, async () => {
+    const result = await demo();
+
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    const lines = String(result.stdout).split('\n');
+    // Four checks before the change, after dropping a source, and after putting it back.
+    expect(lines.filter((line) => /^\s+ok\s/.test(line))).toHaveLength(12);
+    expect(lines.filter((line) => line.includes('FAIL'))).toEqual([]);
+    expect(result.stdout).toContain(`external server logged ${ADDRESSES.sourceIPs[0]}`);
+    expect(result.stdout).toContain(`external server logged ${ADDRESSES.sourceIPs[1]}`);
+    expect(result.stdout).toContain('my-pod1 answered and logged 10.244.0.50');
+    // With the source dropped, my-pod2 has no way out and 192.168.122.201 no way in.
+    expect(lines.filter((line) => /^\s+ok\s+error: /.test(line))).toHaveLength(2);
+    expect(result.stdout).toContain('nothing left behind.');
+    expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
+  });
+
+  it('leaves the lab up with --keep, working, until --down removes it', { timeout: 300_000 }, async () => {
+    const kept = await demo(['--keep']);
+    expect(kept.exitCode).toBe(0);
+    expect(kept.stdout).toContain('npm run demo -- --down');
+    expect(Lab.leftovers(LAB_PREFIX).length).toBeGreaterThan(0);
+
+    const curl = await execa('ip', ['netns', 'exec', `${LAB_PREFIX}pod1`, process.execPath, path.join(PACKAGE_ROOT, 'lab', 'http-get.mjs'), 'http://10.96.0.100:8000/'], {
+      reject: false,
+    });
+    expect(String(curl.stdout).trim()).toBe(`external-server saw you as ${ADDRESSES.sourceIPs[0]}`);
+
+    const again = await demo();
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain('a lab is already up');
+
+    const down = await demo(['--down']);
+    expect(down.exitCode).toBe(0);
+    expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
+    const ps = await execa('ps', ['-C', 'ssh,sshd', '-o', 'args', '--no-headers'], { reject: false });
+    expect(String(ps.stdout)).not.toContain('192.168.122.20');
+  });
+});
