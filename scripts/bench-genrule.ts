@@ -38,7 +38,7 @@ export interface GenruleMeasurement {
   cliMatches: boolean;
 }
 
-interface Cluster {
+export interface Cluster {
   pods: Record<string, unknown>[];
   services: Record<string, unknown>[];
   endpoints: Record<string, unknown>[];
@@ -48,7 +48,7 @@ function sourceIP(index: number): string {
   return `10.200.0.${(index % SOURCE_IPS) + 1}`;
 }
 
-function confText(esIndex: number): string {
+export function confText(esIndex: number): string {
   const sources = Array.from({ length: SOURCES_PER_SERVICE }, (_, j) => {
     const namespace = `bench-ns${j}`;
     return `    - service: {namespace: ${namespace}, name: svc-${esIndex}}\n      sourceIP: ${sourceIP(esIndex * SOURCES_PER_SERVICE + j)}\n`;
@@ -66,7 +66,7 @@ ${sources}  ports:
 `;
 }
 
-function clusterFor(count: number): Cluster {
+export function clusterFor(count: number): Cluster {
   const cluster: Cluster = { pods: [], services: [], endpoints: [] };
   for (let i = 0; i < count; i++) {
     cluster.pods.push({ kind: 'Pod', metadata: { namespace: FORWARDER_NAMESPACE, name: `es-${i}` }, status: { podIP: `10.244.${200 + (i >> 8)}.${i & 255}` } });
@@ -86,7 +86,7 @@ function clusterFor(count: number): Cluster {
 }
 
 /** Writes objects the way the kubectl stand-in stores them: <resource>/<namespace>/<name>.json. */
-function seedStandin(dir: string, cluster: Cluster): void {
+export function seedStandin(dir: string, cluster: Cluster): void {
   const groups: [string, Record<string, unknown>[]][] = [
     ['pods', cluster.pods],
     ['services', cluster.services],

@@ -1,0 +1,135 @@
+import { Command, Option } from 'commander';
+import { preflightProblems } from '../lab/preflight.js';
+import { benchController, type ControllerMeasurement } from './bench-controller.js';
+import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
+import { benchIptablesApply, type IptablesApplyMeasurement } from './bench-iptables.js';
+import { benchLatency, type LatencyMeasurement } from './bench-latency.js';
+import { benchTunnel, type TunnelMeasurement } from './bench-tunnel.js';
+
+/**
+ * npm run bench: every number measured in this one run. Sections that need root (network
+ * namespaces, iptables, sshd) are reported as skipped, with the reason, when they cannot run.
+ */
+
+interface Report {
+  genrule: GenruleMeasurement[];
+  controller: ControllerMeasurement[];
+  iptables?: IptablesApplyMeasurement[];
+  latency?: LatencyMeasurement;
+  tunnel?: TunnelMeasurement;
+  skipped?: string;
+}
+
+/** genrule.py's kubectl lookups for one ExternalService of the bench's shape (4 sources x 2 ports, 2-port services). */
+const ORIGINAL_CALLS_PER_EXTERNAL_SERVICE = 33;
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
+  const format = (cells: string[]): string => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ');
+  return [format(header), format(widths.map((width) => '-'.repeat(width))), ...rows.map(format)].join('\n');
+}
+
+const ms = (value: number): string => value.toFixed(value < 10 ? 2 : 0);
+
+function render(report: Report): string {
+  const out: string[] = [];
+  out.push('Rule generation (N ExternalServices x 4 sources x 2 ports; services with 2 ports, 3 endpoints; 16 shared source IPs)');
+  out.push(
+    table(
+      ['ExternalServices', 'rules lines', 'generation ms', 'YAML ms', 'kubectl calls', 'original calls', 'CLI ms'],
+      report.genrule.map((row) => [
+        String(row.externalServices),
+        String(row.rulesLines),
+        ms(row.generationMs),
+        ms(row.serializeMs),
+        String(row.kubectlCalls),
+        String(row.externalServices * ORIGINAL_CALLS_PER_EXTERNAL_SERVICE),
+        String(row.cliMs),
+      ]),
+    ),
+  );
+  out.push('', 'Controller cycle (against the kubectl/scp stand-ins; process start of every stand-in call included)');
+  out.push(
+    table(
+      ['ExternalServices', 'first: reads', 'first: writes', 'first: scp', 'first ms', 'steady: reads', 'steady: writes', 'steady: scp', 'steady ms'],
+      report.controller.map((row) => [
+        String(row.externalServices),
+        String(row.firstCycle.kubectlReads),
+        String(row.firstCycle.kubectlWrites),
+        String(row.firstCycle.scp),
+        String(row.firstCycle.ms),
+        String(row.steadyCycle.kubectlReads),
+        String(row.steadyCycle.kubectlWrites),
+        String(row.steadyCycle.scp + row.steadyCycle.ssh),
+        String(row.steadyCycle.ms),
+      ]),
+    ),
+  );
+  if (report.skipped) {
+    out.push('', `Skipped (nat apply, change latency, tunnel throughput): ${report.skipped}`);
+    return out.join('\n');
+  }
+  if (report.iptables) {
+    out.push('', 'nat table apply in a scratch namespace: one iptables-restore vs the original\'s flush + one iptables -A per rule');
+    out.push(
+      table(
+        ['rules', 'restore ms', 'rule-by-rule ms', 'speedup', 'partial tables seen (restore)', 'partial tables seen (rule-by-rule)'],
+        report.iptables.map((row) => [
+          String(row.rules),
+          ms(row.restoreMs),
+          ms(row.ruleByRuleMs),
+          `${row.speedup.toFixed(1)}x`,
+          `${row.restorePartialReads} of ${row.restoreReads} reads`,
+          `${row.ruleByRulePartialReads} of ${row.ruleByRuleReads} reads`,
+        ]),
+      ),
+    );
+  }
+  if (report.latency) {
+    const { latency } = report;
+    out.push('', `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source)`);
+    out.push(`  median ${Math.round(latency.medianMs)} ms, max ${Math.round(latency.maxMs)} ms; samples: ${latency.samplesMs.map((value) => Math.round(value)).join(', ')} ms (the original: up to 10,000 ms)`);
+  }
+  if (report.tunnel) {
+    const { tunnel } = report;
+    out.push('', `Tunnel throughput, ${tunnel.bytes / 1e6} MB per transfer (median of 5)`);
+    out.push(
+      table(
+        ['path', 'MB/s', 'vs plain ssh -L'],
+        [
+          ['direct (no tunnel)', tunnel.directMBps.toFixed(0), (tunnel.directMBps / tunnel.plainSshMBps).toFixed(2)],
+          ['plain ssh -N -L', tunnel.plainSshMBps.toFixed(0), '1.00'],
+          ["bin/forwarder's -L tunnel", tunnel.forwarderMBps.toFixed(0), tunnel.forwarderVsPlain.toFixed(2)],
+        ],
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+const program = new Command('bench')
+  .description('measure rule generation, the controller cycle, nat apply, change latency and tunnel throughput in one run')
+  .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
+  .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
+  .action(async (options: { json?: boolean; quick?: boolean }) => {
+    const progress = (text: string): void => void process.stderr.write(`bench: ${text}\n`);
+    const sizes = options.quick ? [10, 50] : [10, 50, 200];
+    progress(`rule generation for ${sizes.join('/')} ExternalServices`);
+    const report: Report = { genrule: await benchGenrule(sizes), controller: [] };
+    progress('controller cycles');
+    report.controller = await benchController(sizes);
+    const problems = preflightProblems();
+    if (problems.length > 0) {
+      report.skipped = problems.join(' ');
+    } else {
+      progress('nat table apply');
+      report.iptables = await benchIptablesApply(options.quick ? [10, 100] : [10, 100, 1000]);
+      progress('change-to-applied latency in the lab');
+      report.latency = await benchLatency(options.quick ? 4 : 10);
+      progress('tunnel throughput');
+      report.tunnel = await benchTunnel(options.quick ? 50e6 : 200e6);
+    }
+    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
+  });
+
+await program.parseAsync(process.argv);
