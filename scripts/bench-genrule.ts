@@ -7,6 +7,7 @@ import { snapshotFromObjects } from '../controller/snapshot.js';
 import { run } from '../lib/exec.js';
 import { loadExternalServices } from '../lib/externalservice.js';
 import { blockLines, serializeRules, type RulesDocument } from '../lib/rules.js';
+import { median } from './stats.js';
 
 /**
  * Rule generation at scale: N ExternalServices x 4 sources x 2 ports, each source service with
@@ -109,10 +110,6 @@ function countLines(rules: RulesDocument): number {
   return lines;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
 
 async function measure(count: number): Promise<GenruleMeasurement> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-genrule-'));

@@ -4,6 +4,7 @@ import { Lab } from '../lab/netns.js';
 import { buildTopology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway } from '../lab/connector.js';
 import { applyChange, waitForChecks } from '../lab/checks.js';
+import { median } from './stats.js';
 
 /**
  * Change-to-applied latency in the end-to-end lab: the rules are published (gateway file by
@@ -45,13 +46,7 @@ export async function benchLatency(changes = 8): Promise<LatencyMeasurement> {
       const timing = await applyChange(lab, topology, connector, sources);
       samplesMs.push(timing.appliedMs);
     }
-    const sorted = [...samplesMs].sort((a, b) => a - b);
-    return {
-      changes,
-      medianMs: sorted[Math.floor(sorted.length / 2)] as number,
-      maxMs: sorted[sorted.length - 1] as number,
-      samplesMs,
-    };
+    return { changes, medianMs: median(samplesMs), maxMs: Math.max(...samplesMs), samplesMs };
   } finally {
     await stopAll().catch(() => undefined);
     await lab.cleanup();

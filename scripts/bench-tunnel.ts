@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Lab, PACKAGE_ROOT, waitFor } from '../lab/netns.js';
 import { BIN } from '../lab/connector.js';
 import { serializeRules } from '../lib/rules.js';
+import { median } from './stats.js';
 
 /**
  * Throughput of one bulk transfer (default 200 MB) between two namespaces, three ways in the same
@@ -22,10 +23,6 @@ export interface TunnelMeasurement {
 const SERVER = '10.208.0.2';
 const CLIENT = '10.208.0.1';
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 export async function benchTunnel(bytes = 200 * 1000 * 1000, repeats = 5): Promise<TunnelMeasurement> {
   const lab = new Lab('k8xbt');
