@@ -237,3 +237,24 @@ describe('forwarder (loop)', () => {
     }
   });
 });
+
+describe('forwarder (loop) after starting tunnels', () => {
+  it('looks again within seconds, not at the next resync, and restarts a tunnel that died right after starting', async () => {
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
+      // The gateway ends the session of one tunnel (e.g. one opened under its previous config).
+      const died = runningTunnels().find((line) => line.endsWith(L2.replace(',', ' '))) as string;
+      fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
+      expect(runningTunnels()).toHaveLength(2);
+
+      // INTERVAL is 60 s: only the recheck after starting brings it back this soon.
+      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(L2.replace(',', ' '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
+      expect(runningTunnels()).toHaveLength(3);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+});
