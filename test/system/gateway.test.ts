@@ -244,6 +244,31 @@ describe.skipIf(skipReason !== undefined)('gateway on a host namespace with a LA
     expect(await natOf(IPS[1])).toContain('--dport 8080');
   });
 
+  it('ends the ssh sessions opened before the rules permitted a new target, so that their tunnels reconnect and work', async () => {
+    const server = await lab.peerServer(ns.ext, EXT, 8002);
+    const tunnel = (port: number) =>
+      lab.spawn(ns.node, [
+        'ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
+        '-N', '-L', `127.0.0.1:${port}:${EXT}:8002`, `root@${IPS[0]}`,
+      ]);
+    // The forwarder got the new rules first: its tunnel connects while the gateway still forbids EXT:8002.
+    const early = tunnel(7010);
+    await expect.poll(() => reply(ns.node, '127.0.0.1', 7010), { timeout: 10_000, interval: 200 }).toBe('');
+    await expect.poll(() => early.output(), { timeout: 5000 }).toMatch(/administratively prohibited/);
+
+    const rules = rulesFor(8080);
+    rules.forwarder.es1!['ssh-tunnel'] += `2051:${EXT}:8002,${IPS[0]}\n`;
+    writeAtomically(rulesFile, serializeRules(rules));
+
+    // The gateway reloads its sshd and ends that session: the client exits, as the forwarder's
+    // tunnel would, and its successor connects under the new config.
+    await expect(Promise.race([early.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000))])).resolves.not.toBe('still running');
+    expect(gateway.output()).toContain('stopping ssh sessions opened under the previous config');
+    tunnel(7011);
+    await expect.poll(() => reply(ns.node, '127.0.0.1', 7011), { timeout: 10_000, interval: 200 }).toBe(IPS[0]);
+    expect(server.seen()).toContain(IPS[0]);
+  });
+
   it('stops cleanly on SIGTERM, and teardown leaves no namespace, process, pid file or address behind', async () => {
     await lab.stop(gateway);
     expect(await gateway.exited).toBe(0);
