@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { parseSeconds } from '../lib/cli.js';
+import { missingSetting, parseSeconds } from '../lib/cli.js';
 import { ConfigError } from '../lib/errors.js';
 
 /**
@@ -130,8 +130,7 @@ export function parseGatewayHosts(value: string): string[] {
 }
 
 function missing(setting: { env: string; flag: string }): ConfigError {
-  const flag = setting.flag.split(' ')[0] ?? setting.flag;
-  return new ConfigError('environment', setting.env, `${setting.env} is required to be passed as an environment variable (or ${flag})`);
+  return missingSetting(setting.env, setting.flag.split(' ')[0] ?? setting.flag);
 }
 
 export function resolveControllerSettings(confDir: string, raw: RawOptions): ControllerSettings {

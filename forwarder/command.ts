@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { parseSeconds } from '../lib/cli.js';
+import { parseSeconds, requiredSetting } from '../lib/cli.js';
 import { ConfigError } from '../lib/errors.js';
 import { defaultSshOptions, type SshSettings } from './tunnel.js';
 
@@ -79,12 +79,6 @@ export function buildProgram(actions: ProgramActions): Command {
   return program;
 }
 
-function required(value: string | undefined, variable: string, flag: string): string {
-  if (value === undefined || value.trim() === '') {
-    throw new ConfigError('environment', variable, `${variable} is required to be passed as an environment variable (or ${flag})`);
-  }
-  return value;
-}
 
 function sshOptionList(text: string | undefined): string[] {
   const options = (text ?? '').split(/\s+/).filter((word) => word !== '');
@@ -95,8 +89,8 @@ function sshOptionList(text: string | undefined): string[] {
 }
 
 export function settingsFrom(options: RawOptions): ForwarderSettings {
-  const name = required(options.externalServiceName, 'EXTERNAL_SERVICE_NAME', '--external-service-name');
-  const dataFile = required(options.dataFile, 'DATA_FILE', '--data-file');
+  const name = requiredSetting(options.externalServiceName, 'EXTERNAL_SERVICE_NAME', '--external-service-name');
+  const dataFile = requiredSetting(options.dataFile, 'DATA_FILE', '--data-file');
   const sshUser = options.sshUser?.trim() || undefined;
   if (sshUser !== undefined && !/^[\w.-]+$/.test(sshUser)) throw new ConfigError('environment', 'SSH_USER', `"${sshUser}" is not a user name`);
   const knownHosts = options.knownHosts?.trim() || undefined;

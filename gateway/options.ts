@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseSeconds, requiredSetting } from '../lib/cli.js';
 import { ConfigError } from '../lib/errors.js';
 import { isIPv4 } from '../lib/ipv4.js';
 import type { Placement } from './names.js';
@@ -32,12 +33,6 @@ export interface RawOptions {
   interval?: string;
 }
 
-function required(value: string | undefined, env: string, flag: string): string {
-  if (value === undefined || value.trim() === '') {
-    throw new ConfigError('environment', env, `${env} is required to be passed as an environment variable (or ${flag})`);
-  }
-  return value.trim();
-}
 
 /** 24 or 255.255.255.0 -> 24. */
 export function parseNetmask(value: string): number {
@@ -77,10 +72,10 @@ export function placementOptions(raw: Pick<RawOptions, 'netnsPrefix' | 'runDir'>
 }
 
 export function gatewayOptions(ipsConf: string, raw: RawOptions): GatewayOptions {
-  const nic = required(raw.nic, 'NIC', '--nic');
+  const nic = requiredSetting(raw.nic, 'NIC', '--nic');
   if (!/^[^\s/:]{1,15}$/.test(nic)) throw new ConfigError('environment', 'NIC', `"${nic}" is not a network device name`);
-  const prefixLength = parseNetmask(required(raw.netmask, 'NETMASK', '--netmask'));
-  const defaultGateway = required(raw.defaultGateway, 'DEFAULT_GATEWAY', '--default-gateway');
+  const prefixLength = parseNetmask(requiredSetting(raw.netmask, 'NETMASK', '--netmask'));
+  const defaultGateway = requiredSetting(raw.defaultGateway, 'DEFAULT_GATEWAY', '--default-gateway');
   if (!isIPv4(defaultGateway)) throw new ConfigError('environment', 'DEFAULT_GATEWAY', `"${defaultGateway}" is not an IPv4 address`);
   if (!path.isAbsolute(raw.sshdPath)) {
     // sshd re-executes itself (on start and on SIGHUP) and insists on an absolute path.
@@ -90,12 +85,7 @@ export function gatewayOptions(ipsConf: string, raw: RawOptions): GatewayOptions
   if (sshUser !== undefined && !/^[a-z_][\w.-]{0,31}$/i.test(sshUser)) {
     throw new ConfigError('environment', 'SSH_USER', `"${sshUser}" is not a user name`);
   }
-  let intervalMs = 10_000;
-  if (raw.interval !== undefined) {
-    const seconds = Number(raw.interval);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError('environment', 'INTERVAL', `must be a positive number of seconds, not "${raw.interval}"`);
-    intervalMs = seconds * 1000;
-  }
+  const intervalMs = raw.interval === undefined ? 10_000 : parseSeconds(raw.interval, 'INTERVAL') * 1000;
   return {
     ipsConf: path.resolve(ipsConf),
     placement: placementOptions(raw),

@@ -21,18 +21,20 @@ export async function runCli(program: Command, argv: readonly string[] = process
   }
 }
 
-/** A required environment variable, or a ConfigError naming it. */
-export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
-  const value = env[name];
-  if (value === undefined || value.trim() === '') {
-    throw new ConfigError('environment', name, `${name} is required to be passed as an environment variable`);
-  }
-  return value;
+/** The error for a required setting that was given neither by flag nor by environment variable. */
+export function missingSetting(variable: string, flag: string): ConfigError {
+  return new ConfigError('environment', variable, `${variable} is required to be passed as an environment variable (or ${flag})`);
+}
+
+/** A required setting (flag or environment variable), trimmed, or the ConfigError naming it. */
+export function requiredSetting(value: string | undefined, variable: string, flag: string): string {
+  if (value === undefined || value.trim() === '') throw missingSetting(variable, flag);
+  return value.trim();
 }
 
 /** Parses a positive number of seconds from a flag or an environment variable. */
-export function parseSeconds(value: string, name: string): number {
+export function parseSeconds(value: string, variable: string): number {
   const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError('arguments', name, `must be a positive number of seconds, not "${value}"`);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError('environment', variable, `must be a positive number of seconds, not "${value}"`);
   return seconds;
 }
