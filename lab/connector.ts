@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { serializeSnapshot, type ClusterSnapshot } from '../controller/snapshot.js';
 import { dumpYaml } from '../lib/yaml.js';
+import { writeConfigMapVolume } from './configmap.js';
 import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
 import { ADDRESSES, PODS, SERVICES, type Topology } from './topology.js';
 
@@ -109,23 +110,11 @@ export async function generateRules(connector: Connector, sources: readonly Exte
   return String(result.stdout);
 }
 
-let version = 0;
-
 /** Publishes rules as the controller does: gateway file by rename, ConfigMap by `..data` swap. */
 export function publishRules(connector: Connector, rules: string): void {
   fs.writeFileSync(`${connector.rulesFile}.tmp`, rules);
   fs.renameSync(`${connector.rulesFile}.tmp`, connector.rulesFile);
-
-  version++;
-  const stamp = `..${Date.now()}_${version}`;
-  fs.mkdirSync(path.join(connector.dataDir, stamp));
-  fs.writeFileSync(path.join(connector.dataDir, stamp, 'data.yaml'), rules);
-  const dataLink = path.join(connector.dataDir, '..data');
-  const previous = fs.existsSync(dataLink) ? fs.readlinkSync(dataLink) : undefined;
-  fs.symlinkSync(stamp, path.join(connector.dataDir, '..data_tmp'));
-  fs.renameSync(path.join(connector.dataDir, '..data_tmp'), dataLink);
-  if (!fs.existsSync(connector.dataFile)) fs.symlinkSync('..data/data.yaml', connector.dataFile);
-  if (previous) fs.rmSync(path.join(connector.dataDir, previous), { recursive: true, force: true });
+  writeConfigMapVolume(connector.dataDir, { 'data.yaml': rules });
 }
 
 /** Starts bin/gateway on the gateway host (in a mount namespace that shares /run/netns). */

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
 import { ControllerBench, externalService } from './controller-run-fixture.js';
+import { writeConfigMapVolume } from '../../lab/configmap.js';
 
 /**
  * The long-running controller: a change in CONF_DIR (a file written, or a ConfigMap-style
@@ -83,21 +83,11 @@ describe('controller watching CONF_DIR', () => {
   it('follows a ConfigMap-style ..data symlink swap', async () => {
     bench = new ControllerBench();
     bench.seedReadmeCluster();
-    const version = (name: string, text: string): void => {
-      fs.mkdirSync(path.join(bench.conf, name));
-      fs.writeFileSync(path.join(bench.conf, name, 'a.yaml'), text);
-    };
-    version('..2024_01_01', externalService('es-a'));
-    fs.symlinkSync('..2024_01_01', path.join(bench.conf, '..data'));
-    fs.symlinkSync('..data/a.yaml', path.join(bench.conf, 'a.yaml'));
+    writeConfigMapVolume(bench.conf, { 'a.yaml': externalService('es-a') });
     startController();
     await waitSettled('192.168.122.139');
 
-    const elapsed = await reactionTime(() => {
-      version('..2024_01_02', externalService('es-a', { targetIP: '192.168.122.151' }));
-      fs.symlinkSync('..2024_01_02', path.join(bench.conf, '..data_tmp'));
-      fs.renameSync(path.join(bench.conf, '..data_tmp'), path.join(bench.conf, '..data'));
-    });
+    const elapsed = await reactionTime(() => writeConfigMapVolume(bench.conf, { 'a.yaml': externalService('es-a', { targetIP: '192.168.122.151' }) }));
     expect(elapsed).toBeLessThan(1000);
     await expect.poll(() => bench.gatewayRules() ?? '', { timeout: 10_000 }).toContain('192.168.122.151');
 
