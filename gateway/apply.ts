@@ -11,6 +11,8 @@ export interface ApplyOptions {
   log: Logger;
   /** Checked between actions: a stop request never interrupts a command half-way. */
   signal?: AbortSignal | undefined;
+  /** How long stopped processes get to exit before the action counts as failed (default 5 s). */
+  stopTimeoutMs?: number | undefined;
 }
 
 export interface ApplyFailure {
@@ -69,19 +71,37 @@ async function writeSshdConfig(file: string, content: string, sshdPath: string):
   }
 }
 
-async function waitForExit(pid: number, timeoutMs = 5000): Promise<void> {
-  if (isDebug()) return;
+/** True once `pid` is gone or a zombie; false if it still runs after `timeoutMs`. */
+async function waitForExit(pid: number, timeoutMs = 5000): Promise<boolean> {
+  if (isDebug()) return true;
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (;;) {
     let stat: string;
     try {
       stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     } catch {
-      return;
+      return true;
     }
     // The state letter follows the command name, which is in parentheses and may contain ") ".
-    if (stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z')) return;
+    if (stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z')) return true;
+    if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Stops processes: the goal is that they are gone. A process that exited on its own between
+ * observe and kill makes `kill` exit 1 ("No such process") although nothing is left to do, so
+ * the action fails only when one of them still runs afterwards.
+ */
+async function stopProcesses(argv: readonly string[], pids: readonly number[], timeoutMs?: number): Promise<void> {
+  const [file, ...args] = argv;
+  const result = await mutate(file as string, args, { reject: false });
+  const running: number[] = [];
+  for (const pid of pids) if (!(await waitForExit(pid, timeoutMs))) running.push(pid);
+  if (running.length > 0) {
+    const detail = result.ok ? '' : `: ${result.stderr.trim()}`;
+    throw new Error(`still running after ${displayCommand(argv)}: ${running.join(' ')}${detail}`);
   }
 }
 
@@ -108,10 +128,11 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
         await writeSshdConfig(action.path, action.content, options.sshdPath);
       } else if (action.kind === 'stop-stale-sessions') {
         await stopStaleSessions(action, log);
+      } else if (action.waitForExit !== undefined) {
+        await stopProcesses(action.argv, action.waitForExit, options.stopTimeoutMs);
       } else {
         const [file, ...args] = action.argv;
         await mutate(file as string, args, { input: action.input });
-        for (const pid of action.waitForExit ?? []) await waitForExit(pid);
       }
     } catch (error) {
       log.error('failed', { ip: action.ip, command: describeAction(action), error: errorMessage(error) });

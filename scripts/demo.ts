@@ -152,6 +152,9 @@ async function demo(keep: boolean): Promise<boolean> {
       if (topology && connector) {
         await teardownGateway(lab, topology, connector).catch((error: unknown) => process.stderr.write(`gateway teardown: ${String(error)}\n`));
       }
+      // The gateway's namespaces carry the lab's prefix: if its teardown failed (reported
+      // above), the lab still removes them rather than leave a half-torn-down lab behind.
+      for (const ns of Lab.leftovers(LAB_PREFIX)) lab.adoptNetns(ns);
       await lab.cleanup();
       const left = Lab.leftovers(LAB_PREFIX);
       say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
