@@ -3,7 +3,7 @@ import path from 'node:path';
 import { debugOutput, isDebug, mutate, run } from '../lib/exec.js';
 import { displayCommand, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { processStartTimes } from './observe.js';
+import { isRunning, parsePidList, processStartTimes } from './observe.js';
 import type { Action } from './plan.js';
 
 export interface ApplyOptions {
@@ -39,11 +39,7 @@ async function stopStaleSessions(action: Extract<Action, { kind: 'stop-stale-ses
   if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
   const until = Date.now();
   const listed = await run('ip', ['netns', 'pids', action.netns]);
-  const pids = listed.stdout
-    .split('\n')
-    .filter((line) => /^\d+$/.test(line.trim()))
-    .map(Number)
-    .filter((pid) => pid !== action.listenerPid);
+  const pids = parsePidList(listed.stdout).filter((pid) => pid !== action.listenerPid);
   const started = processStartTimes(pids);
   const stale = pids.filter((pid) => started[pid] !== undefined && (started[pid] as number) >= action.sinceMs && (started[pid] as number) <= until);
   if (stale.length === 0) return;
@@ -75,18 +71,11 @@ async function writeSshdConfig(file: string, content: string, sshdPath: string):
 async function waitForExit(pid: number, timeoutMs = 5000): Promise<boolean> {
   if (isDebug()) return true;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      return true;
-    }
-    // The state letter follows the command name, which is in parentheses and may contain ") ".
-    if (stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z')) return true;
+  while (isRunning(pid)) {
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return true;
 }
 
 /**

@@ -100,6 +100,21 @@ function modifiedAtMs(file: string): number | undefined {
   }
 }
 
+/** True while `pid` runs: it exists and is not a zombie waiting to be reaped. */
+export function isRunning(pid: number): boolean {
+  const stat = readText(`/proc/${pid}/stat`);
+  // The state letter follows the command name, which is in parentheses and may contain ") ".
+  return stat !== undefined && !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
+}
+
+/** The pids of `ip netns pids` output. */
+export function parsePidList(stdout: string): number[] {
+  return stdout
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line.trim()))
+    .map(Number);
+}
+
 /**
  * When each process started, from /proc/<pid>/stat (field 22: clock ticks since boot) and the
  * boot time in /proc/stat. Linux's USER_HZ is 100 on every architecture it supports.
@@ -127,7 +142,7 @@ async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSig
     run('ip', ['netns', 'exec', names.netns, 'iptables-save', '-t', 'nat'], { signal }),
     run('ip', ['netns', 'pids', names.netns], { signal }),
   ]);
-  const pidList = pids.stdout.split('\n').filter((line) => /^\d+$/.test(line.trim())).map(Number);
+  const pidList = parsePidList(pids.stdout);
   return {
     ...base,
     netnsExists,

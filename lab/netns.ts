@@ -102,6 +102,11 @@ export class Lab {
     if (!this.namespaces.includes(full)) this.namespaces.push(full);
   }
 
+  /** Takes on every namespace with this lab's prefix, also those made by the programs under test. */
+  adoptLeftovers(): void {
+    for (const ns of Lab.leftovers(this.prefix)) this.adoptNetns(ns);
+  }
+
   async exec(ns: string | undefined, argv: readonly string[], options: { reject?: boolean; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
     const [file, ...args] = ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv];
     const result = await execa(file as string, args, {

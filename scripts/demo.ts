@@ -44,7 +44,7 @@ async function down(): Promise<void> {
     }
   }
   const lab = new Lab(LAB_PREFIX);
-  for (const ns of Lab.leftovers(LAB_PREFIX)) lab.adoptNetns(ns);
+  lab.adoptLeftovers();
   await lab.cleanup();
   if (state.tempDir) fs.rmSync(state.tempDir, { recursive: true, force: true });
   fs.rmSync(STATE_FILE, { force: true });
@@ -154,7 +154,7 @@ async function demo(keep: boolean): Promise<boolean> {
       }
       // The gateway's namespaces carry the lab's prefix: if its teardown failed (reported
       // above), the lab still removes them rather than leave a half-torn-down lab behind.
-      for (const ns of Lab.leftovers(LAB_PREFIX)) lab.adoptNetns(ns);
+      lab.adoptLeftovers();
       await lab.cleanup();
       const left = Lab.leftovers(LAB_PREFIX);
       say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../../gateway/observe.js';
 import { readStandinLog, ROOT, runBin, standinPath, tempDir, type StandinCall } from '../helpers/cli.js';
 
 const STANDINS = path.join(ROOT, 'test/bin/gateway');
@@ -31,15 +32,6 @@ function pidOf(hex: string): number {
   return Number(fs.readFileSync(path.join(paths.run, `sshd-${hex}.pid`), 'utf8').trim());
 }
 
-/** Running, and not a zombie waiting to be reaped. */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 /** The calls that change something (reads and sshd -t checks left out), as command lines. */
 function changes(calls: readonly StandinCall[]): string[] {
@@ -99,7 +91,7 @@ afterEach(() => {
   const daemons = path.join(paths.standin, 'daemons');
   if (fs.existsSync(daemons)) {
     for (const pid of fs.readFileSync(daemons, 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[0])) {
-      if (alive(Number(pid))) process.kill(Number(pid), 'SIGKILL');
+      if (isRunning(Number(pid))) process.kill(Number(pid), 'SIGKILL');
     }
   }
   work.remove();
@@ -148,7 +140,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const restore = calls.find((call) => call.program === 'iptables-restore' && call.netns === 'nsc0a87ac8');
     expect(restore?.stdin).toContain('-A PREROUTING -m tcp -p tcp --dst 192.168.122.200 --src 192.168.122.139 --dport 80 -j DNAT --to-destination 192.168.122.200:2049');
     expect(calls.find((call) => call.program === 'sshd' && !call.argv.includes('-t'))?.netns).toBe('nsc0a87ac8');
-    expect(alive(pidOf('c0a87ac8')) && alive(pidOf('c0a87ac9'))).toBe(true);
+    expect(isRunning(pidOf('c0a87ac8')) && isRunning(pidOf('c0a87ac9'))).toBe(true);
     expect(fs.readFileSync(path.join(paths.run, 'sshd-c0a87ac8.conf'), 'utf8')).toMatch(/^PermitListen 192\.168\.122\.200:2049$/m);
 
     const second = await gateway(['--once', paths.ips]);
@@ -166,7 +158,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     saveState(broken);
     const dead = pidOf('c0a87ac9');
     process.kill(dead, 'SIGKILL');
-    await expect.poll(() => alive(dead)).toBe(false);
+    await expect.poll(() => isRunning(dead)).toBe(false);
 
     const result = await gateway(['--once', paths.ips]);
     expect(result.exitCode, result.stderr).toBe(0);
@@ -181,7 +173,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const repaired = state().namespaces.nsc0a87ac9!.nat.rules;
     expect(repaired).toHaveLength(2);
     expect(repaired.join('\n')).not.toContain('--dport 22');
-    expect(alive(pidOf('c0a87ac9'))).toBe(true);
+    expect(isRunning(pidOf('c0a87ac9'))).toBe(true);
   });
 
   it('rewrites the sshd config and reloads sshd with SIGHUP when the rules change what it must permit', async () => {
@@ -206,7 +198,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const result = await gateway(['--once', paths.ips]);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(changes(newCalls())).toEqual([`kill ${pid}`, 'ip netns del nsc0a87ac9']);
-    expect(alive(pid)).toBe(false);
+    expect(isRunning(pid)).toBe(false);
     expect(fs.readdirSync(paths.run).sort()).toEqual(['sshd-c0a87ac8.conf', 'sshd-c0a87ac8.pid']);
     expect(Object.keys(state().namespaces).sort()).toEqual(['', 'nsc0a87ac8']);
   });
@@ -254,7 +246,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
       `kill ${pids[1]}`,
       'ip netns del nsc0a87ac9',
     ]);
-    expect(pids.map(alive)).toEqual([false, false]);
+    expect(pids.map(isRunning)).toEqual([false, false]);
     expect(fs.readdirSync(paths.run)).toEqual([]);
     expect(Object.keys(state().namespaces)).toEqual(['']);
 

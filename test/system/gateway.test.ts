@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isRunning } from '../../gateway/observe.js';
 import { serializeRules, toBlock, type RulesDocument } from '../../lib/rules.js';
 import { ROOT } from '../helpers/cli.js';
 import { Lab, systemSkipReason, type LabProcess } from '../helpers/netns.js';
@@ -86,9 +87,7 @@ describe.skipIf(skipReason !== undefined)('gateway on a host namespace with a LA
       .filter((entry) => /^\d+$/.test(entry))
       .filter((pid) => {
         try {
-          const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-          if (stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z')) return false;
-          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${runDir}/sshd-`);
+          return isRunning(Number(pid)) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${runDir}/sshd-`);
         } catch {
           return false;
         }

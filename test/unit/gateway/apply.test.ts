@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyActions } from '../../../gateway/apply.js';
+import { isRunning } from '../../../gateway/observe.js';
 import type { Action } from '../../../gateway/plan.js';
 import { createLogger } from '../../../lib/log.js';
 
@@ -29,15 +29,6 @@ async function goneProcess(): Promise<number> {
   return child.pid as number;
 }
 
-const alive = (pid: number) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-};
-
 function stop(pids: number[]): Action {
   return { kind: 'run', ip: '192.0.2.10', reason: 'stopping sshd', argv: ['kill', ...pids.map(String)], waitForExit: pids };
 }
@@ -50,7 +41,7 @@ describe.skipIf(process.platform !== 'linux')('applyActions: stopping processes'
     const failures = await applyActions([stop([running, gone])], { sshdPath: 'sshd', log });
 
     expect(failures).toEqual([]);
-    expect(alive(running)).toBe(false);
+    expect(isRunning(running)).toBe(false);
   });
 
   it('fails, naming the pid, when a process is still running after kill', async () => {
