@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { cpuHasAes, parseCipherList, preferredCiphers } from '../lib/ciphers.js';
 import { parseSeconds, requiredSetting } from '../lib/cli.js';
 import { ConfigError } from '../lib/errors.js';
 import { defaultSshOptions, type SshSettings } from './tunnel.js';
@@ -30,6 +32,7 @@ interface RawOptions {
   strictHostKeyChecking: string;
   knownHosts?: string;
   sshOptions?: string;
+  sshCiphers?: string;
   interval: string;
   sshStartTimeout: string;
 }
@@ -61,6 +64,11 @@ export function buildProgram(actions: ProgramActions): Command {
         'SSH_OPTIONS',
       ),
     )
+    .addOption(
+      new Option('--ssh-ciphers <list>', 'ciphers to offer, in order, separated by commas (default: AES-GCM first when the CPU has AES instructions, else chacha20-poly1305 first)').env(
+        'SSH_CIPHERS',
+      ),
+    )
     .addOption(new Option('--interval <seconds>', 'resync interval').env('INTERVAL').default(DEFAULTS.interval))
     .addOption(
       new Option('--ssh-start-timeout <seconds>', 'how long one tunnel may take to start').env('SSH_START_TIMEOUT').default(DEFAULTS.sshStartTimeout),
@@ -88,7 +96,16 @@ function sshOptionList(text: string | undefined): string[] {
   return options;
 }
 
-export function settingsFrom(options: RawOptions): ForwarderSettings {
+/** /proc/cpuinfo, or '' where it cannot be read (then chacha20-poly1305 goes first). */
+function readCpuInfo(): string {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function settingsFrom(options: RawOptions, cpuinfo: string = readCpuInfo()): ForwarderSettings {
   const name = requiredSetting(options.externalServiceName, 'EXTERNAL_SERVICE_NAME', '--external-service-name');
   const dataFile = requiredSetting(options.dataFile, 'DATA_FILE', '--data-file');
   const sshUser = options.sshUser?.trim() || undefined;
@@ -97,6 +114,7 @@ export function settingsFrom(options: RawOptions): ForwarderSettings {
   if (!/^(yes|no|accept-new|off)$/.test(options.strictHostKeyChecking)) {
     throw new ConfigError('environment', 'SSH_STRICT_HOST_KEY_CHECKING', `must be yes, accept-new, no or off, not "${options.strictHostKeyChecking}"`);
   }
+  const ciphers = options.sshCiphers?.trim() ? parseCipherList(options.sshCiphers, 'SSH_CIPHERS') : preferredCiphers(cpuHasAes(cpuinfo));
   return {
     name,
     dataFile,
@@ -107,6 +125,7 @@ export function settingsFrom(options: RawOptions): ForwarderSettings {
         `StrictHostKeyChecking=${options.strictHostKeyChecking}`,
         ...(knownHosts ? [`UserKnownHostsFile=${knownHosts}`] : []),
         ...defaultSshOptions(),
+        `Ciphers=${ciphers.join(',')}`,
       ],
     },
     sshUser,

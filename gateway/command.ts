@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { GATEWAY_CIPHERS } from '../lib/ciphers.js';
 import { gatewayOptions, placementOptions, type RawOptions } from './options.js';
 import { runGateway } from './run.js';
 import { statusGateway } from './status.js';
@@ -21,7 +22,8 @@ function setupFlags(command: Command): Command {
     .addOption(new Option('--sshd-path <file>', 'sshd program (absolute path)').env('SSHD_PATH').default('/usr/sbin/sshd'))
     .addOption(new Option('--host-key-dir <dir>', 'where ssh_host_*_key files are used from (if none, one is generated into the run dir)').env('HOST_KEY_DIR').default('/etc/ssh'))
     .addOption(new Option('--ssh-user <user>', 'the only user the sshds let in (default: any user with a key; root by key only)').env('SSH_USER'))
-    .addOption(new Option('--authorized-keys-file <file>', "AuthorizedKeysFile for the sshds (default: sshd's ~/.ssh/authorized_keys)").env('AUTHORIZED_KEYS_FILE'));
+    .addOption(new Option('--authorized-keys-file <file>', "AuthorizedKeysFile for the sshds (default: sshd's ~/.ssh/authorized_keys)").env('AUTHORIZED_KEYS_FILE'))
+    .addOption(new Option('--ssh-ciphers <list>', 'the only ciphers the sshds accept, separated by commas').env('SSH_CIPHERS').default(GATEWAY_CIPHERS.join(',')));
 }
 
 export function buildGatewayProgram(): Command {

@@ -9,7 +9,7 @@ export function buildDesired(options: GatewayOptions, ips: readonly string[], ru
     placement: options.placement,
     network: options.network,
     sshdPath: options.sshdPath,
-    access: { sshUser: options.sshUser, authorizedKeysFile: options.authorizedKeysFile },
+    access: { sshUser: options.sshUser, authorizedKeysFile: options.authorizedKeysFile, ciphers: options.ciphers },
     rules,
     privsepDir: PRIVSEP_DIR,
   };

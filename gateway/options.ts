@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseSeconds, requiredSetting } from '../lib/cli.js';
+import { GATEWAY_CIPHERS, parseCipherList } from '../lib/ciphers.js';
 import { ConfigError } from '../lib/errors.js';
 import { isIPv4 } from '../lib/ipv4.js';
 import type { Placement } from './names.js';
@@ -15,6 +16,8 @@ export interface GatewayOptions {
   hostKeyDir: string;
   sshUser?: string | undefined;
   authorizedKeysFile?: string | undefined;
+  /** The ciphers the sshds accept. */
+  ciphers: string[];
   intervalMs: number;
 }
 
@@ -30,6 +33,7 @@ export interface RawOptions {
   hostKeyDir: string;
   sshUser?: string;
   authorizedKeysFile?: string;
+  sshCiphers?: string;
   interval?: string;
 }
 
@@ -95,6 +99,7 @@ export function gatewayOptions(ipsConf: string, raw: RawOptions): GatewayOptions
     hostKeyDir: configPath(raw.hostKeyDir, 'HOST_KEY_DIR'),
     sshUser,
     authorizedKeysFile: authorizedKeysFile(raw.authorizedKeysFile),
+    ciphers: raw.sshCiphers?.trim() ? parseCipherList(raw.sshCiphers, 'SSH_CIPHERS') : [...GATEWAY_CIPHERS],
     intervalMs,
   };
 }

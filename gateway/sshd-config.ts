@@ -1,3 +1,4 @@
+import { GATEWAY_CIPHERS } from '../lib/ciphers.js';
 import type { RulesDocument } from '../lib/rules.js';
 import { blockLines, parseTunnelLine } from '../lib/rules.js';
 import type { IpNames } from './names.js';
@@ -22,6 +23,8 @@ export interface SshdAccess {
   /** AuthorizedKeysFile for every user (otherwise sshd's default ~/.ssh/authorized_keys). */
   authorizedKeysFile?: string | undefined;
   hostKeys: readonly string[];
+  /** The only ciphers the sshd accepts (default: AES-GCM and chacha20-poly1305). */
+  ciphers?: readonly string[] | undefined;
 }
 
 const HEADER = /^# k8s-ext-connector gateway: sshd for (\S+) in netns (\S+)/;
@@ -77,6 +80,8 @@ export function renderSshdConfig(names: IpNames, access: SshdAccess, permits: Pe
     'KbdInteractiveAuthentication no',
     'HostbasedAuthentication no',
     'UsePAM no',
+    // Authenticated-encryption ciphers only; the client's order picks the fastest for its CPU.
+    `Ciphers ${(access.ciphers ?? GATEWAY_CIPHERS).join(',')}`,
     // Tunnels only: no terminal, no shell, nothing else forwarded.
     'PermitTTY no',
     'ForceCommand /bin/false',

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readStandinLog, ROOT, runBin, standinPath, tempDir, type StandinCall } from '../helpers/cli.js';
 import { forwarderData, writeConfigMap } from '../helpers/forwarder-lab.js';
+import { cpuHasAes, preferredCiphers } from '../../lib/ciphers.js';
 
 const STANDINS = path.join(ROOT, 'test/bin/forwarder');
 const NAME = 'my-external-service1';
@@ -12,7 +13,9 @@ const L2 = '2050:192.168.122.139:8000,192.168.122.201';
 const R1 = '192.168.122.200:2049:10.96.0.11:80,192.168.122.200';
 const DNAT = 'PREROUTING -t nat -m tcp -p tcp --dst 10.244.0.50 --src 10.244.0.11 --dport 8000 -j DNAT --to-destination 10.244.0.50:2049';
 const SNAT = 'POSTROUTING -t nat -m tcp -p tcp --dst 192.168.122.139 --dport 2049 -j SNAT --to-source 10.244.0.50';
-const SSH_PREFIX = 'ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -i /etc/ssh-key/id_rsa';
+/** The ciphers the forwarder offers on this machine: AES-GCM first where the CPU has AES instructions. */
+const CIPHERS = preferredCiphers(cpuHasAes(fs.readFileSync('/proc/cpuinfo', 'utf8'))).join(',');
+const SSH_PREFIX = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=${CIPHERS} -i /etc/ssh-key/id_rsa`;
 const MUTATING = new Set(['ssh', 'kill', 'iptables-restore']);
 
 let work: ReturnType<typeof tempDir>;
@@ -155,15 +158,15 @@ describe('forwarder --once', () => {
     expect(mutations()).toEqual([]);
   });
 
-  it('passes the ssh user, key and extra options from flags and the environment', async () => {
+  it('passes the ssh user, key, ciphers and extra options from flags and the environment', async () => {
     const result = await runBin('forwarder', ['--once', '--ssh-key', '/keys/k', '--known-hosts', '/keys/known'], {
-      env: { ...env, SSH_USER: 'fwd', SSH_OPTIONS: 'ServerAliveInterval=5', SSH_STRICT_HOST_KEY_CHECKING: 'accept-new' },
+      env: { ...env, SSH_USER: 'fwd', SSH_OPTIONS: 'ServerAliveInterval=5', SSH_STRICT_HOST_KEY_CHECKING: 'accept-new', SSH_CIPHERS: 'chacha20-poly1305@openssh.com' },
     });
 
     expect(result.exitCode).toBe(0);
     expect(mutations().find((command) => command.includes(' -L 2049:'))).toBe(
       'ssh -o ServerAliveInterval=5 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/keys/known -o BatchMode=yes -o ExitOnForwardFailure=yes ' +
-        '-o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
+        '-o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=chacha20-poly1305@openssh.com -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
     );
   });
 

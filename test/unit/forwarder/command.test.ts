@@ -3,12 +3,32 @@ import { buildProgram, settingsFrom, type ForwarderSettings } from '../../../for
 
 const base = { externalServiceName: 'es', dataFile: '/d/data.yaml', sshKey: '/etc/ssh-key/id_rsa', strictHostKeyChecking: 'no', interval: '10', sshStartTimeout: '30' };
 
+const INTEL_CPUINFO = 'processor\t: 0\nflags\t\t: fpu vme pclmulqdq aes avx vaes\n';
+const NO_AES_CPUINFO = 'processor\t: 0\nflags\t\t: fpu vme sse2 vaes\n';
+
 describe('settingsFrom', () => {
-  it('puts the original StrictHostKeyChecking=no first, then the options that keep a tunnel healthy', () => {
-    expect(settingsFrom(base).ssh).toEqual({
+  it('puts the original StrictHostKeyChecking=no first, then the options that keep a tunnel healthy and fast', () => {
+    expect(settingsFrom(base, INTEL_CPUINFO).ssh).toEqual({
       key: '/etc/ssh-key/id_rsa',
-      options: ['StrictHostKeyChecking=no', 'BatchMode=yes', 'ExitOnForwardFailure=yes', 'ServerAliveInterval=15', 'ServerAliveCountMax=3', 'ConnectTimeout=10'],
+      options: [
+        'StrictHostKeyChecking=no',
+        'BatchMode=yes',
+        'ExitOnForwardFailure=yes',
+        'ServerAliveInterval=15',
+        'ServerAliveCountMax=3',
+        'ConnectTimeout=10',
+        'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
+      ],
     });
+  });
+
+  it('offers chacha20-poly1305 first on a CPU without AES instructions', () => {
+    expect(settingsFrom(base, NO_AES_CPUINFO).ssh.options.at(-1)).toBe('Ciphers=chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com');
+    expect(settingsFrom(base, '').ssh.options.at(-1)).toBe('Ciphers=chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com');
+  });
+
+  it('offers exactly the SSH_CIPHERS list, in its order, whatever the CPU', () => {
+    expect(settingsFrom({ ...base, sshCiphers: 'aes256-gcm@openssh.com, aes128-ctr' }, INTEL_CPUINFO).ssh.options.at(-1)).toBe('Ciphers=aes256-gcm@openssh.com,aes128-ctr');
   });
 
   it('puts the operator\'s SSH_OPTIONS before the built-in ones so that they win', () => {
@@ -23,6 +43,7 @@ describe('settingsFrom', () => {
     [{ strictHostKeyChecking: 'maybe' }, /SSH_STRICT_HOST_KEY_CHECKING: must be/],
     [{ sshUser: 'a b' }, /SSH_USER/],
     [{ interval: '0' }, /INTERVAL: must be a positive number of seconds/],
+    [{ sshCiphers: 'aes128-gcm,chacha20' }, /SSH_CIPHERS: "aes128-gcm" is not an OpenSSH cipher/],
   ])('rejects %j with an error naming the setting', (override, message) => {
     expect(() => settingsFrom({ ...base, ...override })).toThrow(message);
   });

@@ -39,6 +39,7 @@ describe('gateway options', () => {
     [{ netnsPrefix: 'a/b' }, 'NETNS_PREFIX'],
     [{ authorizedKeysFile: 'keys' }, 'AUTHORIZED_KEYS_FILE'],
     [{ interval: '0' }, 'INTERVAL'],
+    [{ sshCiphers: 'aes128-gcm@openssh.com,blowfish' }, 'SSH_CIPHERS: "blowfish" is not an OpenSSH cipher'],
   ])('rejects %o with a clear message', (change, message) => {
     expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(ConfigError);
     expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(message);
@@ -53,5 +54,10 @@ describe('gateway options', () => {
       rulesFile: '/tmp/rules.yaml',
       intervalMs: 10_000,
     });
+  });
+
+  it('lets the sshds accept AES-GCM and chacha20-poly1305 only, unless SSH_CIPHERS says otherwise', () => {
+    expect(gatewayOptions('ips.conf', raw).ciphers).toEqual(['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com']);
+    expect(gatewayOptions('ips.conf', { ...raw, sshCiphers: 'chacha20-poly1305@openssh.com' }).ciphers).toEqual(['chacha20-poly1305@openssh.com']);
   });
 });

@@ -48,6 +48,7 @@ describe('renderSshdConfig', () => {
     'PermitRootLogin prohibit-password',
     'PermitOpen 192.168.122.139:8000',
     'PermitListen 192.168.122.200:2049',
+    'Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
   ])('holds "%s"', (line) => {
     expect(config.split('\n')).toContain(line);
   });
@@ -56,6 +57,11 @@ describe('renderSshdConfig', () => {
     const none = renderSshdConfig(names, { hostKeys: [] }, { open: [], listen: [] });
     expect(none).toMatch(/^PermitOpen none$/m);
     expect(none).toMatch(/^PermitListen none$/m);
+  });
+
+  it('accepts exactly the configured ciphers', () => {
+    const text = renderSshdConfig(names, { hostKeys: [], ciphers: ['chacha20-poly1305@openssh.com'] }, { open: [], listen: [] });
+    expect(text.split('\n').filter((line) => line.startsWith('Ciphers'))).toEqual(['Ciphers chacha20-poly1305@openssh.com']);
   });
 
   it('lets only the dedicated user in, with its authorized keys file', () => {
