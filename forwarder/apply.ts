@@ -1,6 +1,7 @@
 import { CommandError, errorMessage } from '../lib/errors.js';
 import { isDebug, mutate } from '../lib/exec.js';
 import type { Logger } from '../lib/log.js';
+import { describeRoute } from '../lib/routes.js';
 import { runningPids } from './observe.js';
 import type { Action } from './plan.js';
 import { tunnelLine } from './tunnel.js';
@@ -82,6 +83,11 @@ async function applyOne(action: Action, options: ApplyOptions): Promise<void> {
       await mutate(program, args, { stdout: 'ignore', timeoutMs: options.sshStartTimeoutMs, signal: options.signal });
       return;
     }
+    case 'set-quickack': {
+      options.log.info('adding quickack to a route, so that its sockets ACK at once', { route: describeRoute(action.route) });
+      await mutate(program, args);
+      return;
+    }
     case 'replace-nat': {
       options.log.info('replacing the nat table', { rules: action.rules.length });
       await mutate(program, args, { input: action.input });
@@ -107,6 +113,8 @@ export function describeAction(action: Action): string {
       return `starting ${action.tunnel.kind} tunnel ${tunnelLine(action.tunnel)}`;
     case 'replace-nat':
       return `replacing the nat table (${action.rules.length} rules)`;
+    case 'set-quickack':
+      return `adding quickack to the route ${describeRoute(action.route)}`;
   }
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { cpuHasAes, parseCipherList, preferredCiphers } from '../lib/ciphers.js';
-import { parseSeconds, requiredSetting } from '../lib/cli.js';
+import { onOff, parseSeconds, requiredSetting } from '../lib/cli.js';
 import { ConfigError } from '../lib/errors.js';
 import { defaultSshOptions, type SshSettings } from './tunnel.js';
 
@@ -15,6 +15,8 @@ export interface ForwarderSettings {
   sshUser: string | undefined;
   intervalMs: number;
   sshStartTimeoutMs: number;
+  /** Give the pod's routes quickack (never in the host's network namespace). */
+  quickack: boolean;
 }
 
 export const DEFAULTS = {
@@ -22,6 +24,7 @@ export const DEFAULTS = {
   strictHostKeyChecking: 'no',
   interval: '10',
   sshStartTimeout: '30',
+  quickack: 'on',
 } as const;
 
 interface RawOptions {
@@ -35,6 +38,7 @@ interface RawOptions {
   sshCiphers?: string;
   interval: string;
   sshStartTimeout: string;
+  quickack: string;
 }
 
 export interface ProgramActions {
@@ -72,6 +76,11 @@ export function buildProgram(actions: ProgramActions): Command {
     .addOption(new Option('--interval <seconds>', 'resync interval').env('INTERVAL').default(DEFAULTS.interval))
     .addOption(
       new Option('--ssh-start-timeout <seconds>', 'how long one tunnel may take to start').env('SSH_START_TIMEOUT').default(DEFAULTS.sshStartTimeout),
+    )
+    .addOption(
+      new Option('--quickack <on|off>', "quickack on the pod's routes, so that small writes through the tunnels never wait for a delayed ACK (never in the host's network namespace)")
+        .env('QUICKACK')
+        .default(DEFAULTS.quickack),
     )
     .showHelpAfterError()
     .action(async (options: RawOptions & { once?: boolean }) => {
@@ -131,5 +140,6 @@ export function settingsFrom(options: RawOptions, cpuinfo: string = readCpuInfo(
     sshUser,
     intervalMs: parseSeconds(options.interval, 'INTERVAL') * 1000,
     sshStartTimeoutMs: parseSeconds(options.sshStartTimeout, 'SSH_START_TIMEOUT') * 1000,
+    quickack: onOff(options.quickack, 'QUICKACK'),
   };
 }

@@ -1,9 +1,14 @@
 import { CommandError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
+import fs from 'node:fs';
 import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
+import { parseRoutesJson, ROUTE_SHOW_ARGS, type Route } from '../lib/routes.js';
 import { TUNNEL_MARKERS, type RunningTunnel, type TunnelKind } from './tunnel.js';
 
-/** Reads what is running and applied in the pod: ssh tunnels (`ps`) and the nat table (`iptables-save`). */
+/**
+ * Reads what is running and applied in the pod: ssh tunnels (`ps`), the nat table
+ * (`iptables-save`) and the pod's routes (`ip route`).
+ */
 
 export interface SshProcess {
   pid: number;
@@ -16,9 +21,13 @@ export interface NatTable {
   chains: string[];
 }
 
+/** The pod's routes, or why they are left alone. */
+export type RouteObservation = { tuned: true; routes: Route[] } | { tuned: false; why: string };
+
 export interface ObservedState {
   tunnels: RunningTunnel[];
   nat: NatTable;
+  routes: RouteObservation;
 }
 
 export const PS_ARGS = ['-C', 'ssh', '-o', 'pid,args', '--no-headers'] as const;
@@ -76,9 +85,26 @@ export async function observeNat(signal?: AbortSignal): Promise<NatTable> {
   return parseIptablesSave(result.stdout);
 }
 
-export async function observe(signal?: AbortSignal): Promise<ObservedState> {
-  const [tunnels, nat] = await Promise.all([observeTunnels(signal), observeNat(signal)]);
-  return { tunnels, nat };
+/**
+ * Whether this process runs in the host's (the initial) network namespace. Some of the kernel's
+ * network settings exist only there: their /proc/sys entries are missing in every other
+ * namespace, such as a pod's.
+ */
+export function inHostNetworkNamespace(): boolean {
+  return fs.existsSync('/proc/sys/net/core/netdev_max_backlog');
+}
+
+/** The pod's routes, read only when they are to be tuned, and never in the host's namespace. */
+export async function observeRoutes(quickack: boolean, signal?: AbortSignal): Promise<RouteObservation> {
+  if (!quickack) return { tuned: false, why: 'QUICKACK=off' };
+  if (inHostNetworkNamespace()) return { tuned: false, why: "this is the host's network namespace, whose routes are not this program's" };
+  const result = await run('ip', ROUTE_SHOW_ARGS, { signal });
+  return { tuned: true, routes: parseRoutesJson(result.stdout) };
+}
+
+export async function observe(options: { quickack: boolean }, signal?: AbortSignal): Promise<ObservedState> {
+  const [tunnels, nat, routes] = await Promise.all([observeTunnels(signal), observeNat(signal), observeRoutes(options.quickack, signal)]);
+  return { tunnels, nat, routes };
 }
 
 /** The pids among `pids` whose process still runs (a zombie has exited and freed its ports). */

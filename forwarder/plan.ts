@@ -1,17 +1,20 @@
 import { BUILTIN_NAT_CHAINS, natRestoreInput, sameRules, type NatRule } from '../lib/iptables.js';
+import { planQuickack, type Route } from '../lib/routes.js';
 import type { DesiredState } from './desired.js';
-import type { NatTable, ObservedState } from './observe.js';
+import type { NatTable, ObservedState, RouteObservation } from './observe.js';
 import { tunnelArgv, tunnelKey, type RunningTunnel, type SshSettings, type Tunnel } from './tunnel.js';
 
 /**
  * Pure planning: from the desired state and what runs now to the commands that close the gap.
- * Stops come first (a replaced tunnel may need its port back), then starts, then the nat table.
+ * Stops come first (a replaced tunnel may need its port back), then quickack on the pod's routes
+ * (before the tunnels' connections are made), then starts, then the nat table.
  */
 
 export type Action =
   | { kind: 'stop-tunnel'; tunnel: RunningTunnel; reason: 'not desired' | 'duplicate'; argv: string[] }
   | { kind: 'start-tunnel'; tunnel: Tunnel; argv: string[] }
-  | { kind: 'replace-nat'; rules: NatRule[]; argv: string[]; input: string };
+  | { kind: 'replace-nat'; rules: NatRule[]; argv: string[]; input: string }
+  | { kind: 'set-quickack'; route: Route; argv: string[] };
 
 export function planTunnels(desired: readonly Tunnel[], running: readonly RunningTunnel[], ssh: SshSettings): Action[] {
   const wanted = new Map<string, Tunnel>();
@@ -52,6 +55,15 @@ export function planNat(desired: readonly NatRule[], live: NatTable): Action[] {
   return [{ kind: 'replace-nat', rules: [...desired], argv: ['iptables-restore'], input: natRestoreInput(desired) }];
 }
 
+/** `quickack` on each of the pod's routes that lacks it (see lib/routes.ts), when they are tuned at all. */
+export function planRoutes(routes: RouteObservation): Action[] {
+  if (!routes.tuned) return [];
+  return planQuickack(routes.routes).changes.map(({ route, args }) => ({ kind: 'set-quickack', route, argv: ['ip', ...args] }));
+}
+
 export function plan(desired: DesiredState, observed: ObservedState, ssh: SshSettings): Action[] {
-  return [...planTunnels(desired.tunnels, observed.tunnels, ssh), ...planNat(desired.rules, observed.nat)];
+  const tunnels = planTunnels(desired.tunnels, observed.tunnels, ssh);
+  const stops = tunnels.filter((action) => action.kind === 'stop-tunnel');
+  const starts = tunnels.filter((action) => action.kind !== 'stop-tunnel');
+  return [...stops, ...planRoutes(observed.routes), ...starts, ...planNat(desired.rules, observed.nat)];
 }

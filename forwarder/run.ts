@@ -19,7 +19,7 @@ export const RECHECK_AFTER_START_MS = 2000;
 export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal): Promise<ReconcileResult> {
   const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser);
   if (!desired.hasEntry) log.debug('no entry for this name in the data file: no tunnels and no rules wanted', { name: settings.name });
-  const actions = plan(desired, await observe(signal), settings.ssh);
+  const actions = plan(desired, await observe(settings, signal), settings.ssh);
   if (actions.length === 0) {
     log.debug('in sync', { tunnels: desired.tunnels.length, rules: desired.rules.length });
     return {};

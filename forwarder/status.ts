@@ -4,6 +4,7 @@ import type { ForwarderSettings } from './command.js';
 import { readDesired, type DesiredState } from './desired.js';
 import { observe, type ObservedState } from './observe.js';
 import { natInSync } from './plan.js';
+import { describeRoute, hasQuickack, planQuickack } from '../lib/routes.js';
 import { tunnelKey, tunnelLine, type Tunnel } from './tunnel.js';
 
 /** `forwarder status`: what runs and is applied next to what the data file asks for. */
@@ -24,6 +25,8 @@ export interface StatusReport {
   hasEntry: boolean;
   tunnels: TunnelStatus[];
   nat: { inSync: boolean; desired: number; live: number; missing: string[]; extra: string[] };
+  /** quickack on the pod's routes: those that lack it, and those left alone with the reason. */
+  routes: { tuned: false; why: string } | { tuned: true; withQuickack: number; missing: string[]; leftAlone: string[] };
   inSync: boolean;
 }
 
@@ -62,6 +65,16 @@ export function buildStatus(
     missing: known ? desiredRules.filter((rule) => !liveKeys.has(canonicalRule(rule))).map(ruleText) : [],
     extra: known ? observed.nat.rules.filter((rule) => !desiredKeys.has(canonicalRule(rule))).map(ruleText) : [],
   };
+  const quickack = observed.routes.tuned ? planQuickack(observed.routes.routes) : undefined;
+  const routes: StatusReport['routes'] =
+    observed.routes.tuned && quickack
+      ? {
+          tuned: true,
+          withQuickack: observed.routes.routes.filter(hasQuickack).length,
+          missing: quickack.changes.map((change) => describeRoute(change.route)),
+          leftAlone: quickack.leftAlone.map((entry) => `${describeRoute(entry.route)}: ${entry.reason}`),
+        }
+      : { tuned: false, why: observed.routes.tuned ? '' : observed.routes.why };
   return {
     name: settings.name,
     dataFile: settings.dataFile,
@@ -69,7 +82,8 @@ export function buildStatus(
     hasEntry: known?.hasEntry ?? false,
     tunnels,
     nat,
-    inSync: known !== undefined && nat.inSync && tunnels.every((status) => status.state === 'running'),
+    routes,
+    inSync: known !== undefined && nat.inSync && tunnels.every((status) => status.state === 'running') && (!routes.tuned || routes.missing.length === 0),
   };
 }
 
@@ -95,6 +109,13 @@ export function formatStatus(report: StatusReport): string {
   for (const rule of nat.missing) lines.push(`  missing  ${rule}`);
   for (const rule of nat.extra) lines.push(`  extra    ${rule}`);
   if (!report.dataError && !nat.inSync && nat.missing.length === 0 && nat.extra.length === 0) lines.push('  the same rules in another order');
+  const { routes } = report;
+  if (!routes.tuned) lines.push(`routes: left alone (${routes.why})`);
+  else lines.push(`routes: quickack on ${routes.withQuickack}, missing on ${routes.missing.length}${routes.missing.length > 0 ? ' (will be added)' : ''}`);
+  if (routes.tuned) {
+    for (const route of routes.missing) lines.push(`  missing quickack  ${route}`);
+    for (const route of routes.leftAlone) lines.push(`  left alone  ${route}`);
+  }
   lines.push(report.inSync ? 'in sync' : 'not in sync');
   return `${lines.join('\n')}\n`;
 }
@@ -102,7 +123,7 @@ export function formatStatus(report: StatusReport): string {
 /** Prints the status on stdout; exit code 1 when anything differs or the data file is unusable. */
 export async function showStatus(settings: ForwarderSettings): Promise<void> {
   const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser).catch((error: unknown) => ({ error: errorMessage(error) }));
-  const report = buildStatus(settings, desired, await observe());
+  const report = buildStatus(settings, desired, await observe(settings));
   process.stdout.write(formatStatus(report));
   if (!report.inSync) process.exitCode = 1;
 }

@@ -38,3 +38,11 @@ export function parseSeconds(value: string, variable: string): number {
   if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError('environment', variable, `must be a positive number of seconds, not "${value}"`);
   return seconds;
 }
+
+/** `on` or `off` (also yes/no, true/false, 1/0) from a flag or an environment variable. */
+export function onOff(value: string, variable: string): boolean {
+  const word = value.trim().toLowerCase();
+  if (['on', 'yes', 'true', '1'].includes(word)) return true;
+  if (['off', 'no', 'false', '0'].includes(word)) return false;
+  throw new ConfigError('environment', variable, `must be on or off, not "${value}"`);
+}

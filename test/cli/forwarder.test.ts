@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -259,5 +259,78 @@ describe('forwarder (loop) after starting tunnels', () => {
       child.kill('SIGTERM');
       await exited;
     }
+  });
+});
+
+/** Whether this test runs in the host's network namespace (where the forwarder must leave the routes alone). */
+const IN_HOST_NETNS = fs.existsSync('/proc/sys/net/core/netdev_max_backlog');
+/** A network namespace of its own, as a pod has, made with `unshare` (as root, or in a user namespace). */
+const OWN_NETNS = ['unshare', '--user', '--map-root-user', '--net', '--'];
+const ownNetnsProblem = ((): string | undefined => {
+  const result = spawnSync(OWN_NETNS[0]!, [...OWN_NETNS.slice(1), 'true']);
+  return result.status === 0 ? undefined : `cannot make a network namespace with ${OWN_NETNS.join(' ')}: ${result.error?.message ?? result.stderr.toString().trim()}`;
+})();
+if (ownNetnsProblem) console.warn(`forwarder CLI quickack test skipped: ${ownNetnsProblem}`);
+if (!IN_HOST_NETNS) console.warn("forwarder CLI host-namespace test skipped: these tests do not run in the host's network namespace");
+
+describe('forwarder: quickack on the pod routes', () => {
+  const ROUTE_FIXTURE = path.join(ROOT, 'test/fixtures/forwarder/ip-route-show-table-all.json');
+  const routeChanges = (): string[] =>
+    readStandinLog(logFile)
+      .filter((call) => call.program === 'ip' && call.argv[0] === 'route' && call.argv[1] === 'change')
+      .map((call) => ['ip', ...call.argv].join(' '));
+
+  /** bin/forwarder --once in a network namespace of its own, on the stand-ins. */
+  async function runInOwnNetns(extraEnv: NodeJS.ProcessEnv = {}): Promise<{ exitCode: number; stderr: string }> {
+    const result = spawnSync(OWN_NETNS[0]!, [...OWN_NETNS.slice(1), path.join(ROOT, 'bin/forwarder'), '--once'], {
+      env: { NO_COLOR: '1', ...env, ...extraEnv },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    return { exitCode: result.status ?? -1, stderr: result.stderr };
+  }
+
+  it.skipIf(ownNetnsProblem !== undefined)("adds quickack to every unicast and local route of its own namespace, then leaves them as they are", async () => {
+    fs.copyFileSync(ROUTE_FIXTURE, path.join(state, 'routes.json'));
+
+    const first = await runInOwnNetns();
+
+    expect(first.stderr).not.toMatch(/ERROR/);
+    expect(first.exitCode).toBe(0);
+    expect(routeChanges()).toEqual([
+      'ip route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
+      'ip route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
+      'ip route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
+      'ip route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+      'ip route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+    ]);
+    expect(first.stderr).toContain('adding quickack to a route, so that its sockets ACK at once route="local 127.0.0.1 dev lo (table local)"');
+    fs.rmSync(logFile);
+
+    const second = await runInOwnNetns();
+
+    expect(second.exitCode).toBe(0);
+    expect(routeChanges()).toEqual([]);
+    expect(readStandinLog(logFile).some((call) => call.program === 'ip')).toBe(true);
+  });
+
+  it.skipIf(ownNetnsProblem !== undefined)('leaves the routes alone under QUICKACK=off', async () => {
+    fs.copyFileSync(ROUTE_FIXTURE, path.join(state, 'routes.json'));
+
+    const result = await runInOwnNetns({ QUICKACK: 'off' });
+
+    expect(result.exitCode).toBe(0);
+    expect(readStandinLog(logFile).filter((call) => call.program === 'ip')).toEqual([]);
+  });
+
+  it.skipIf(!IN_HOST_NETNS)("never reads or changes the routes of the host's network namespace", async () => {
+    fs.copyFileSync(ROUTE_FIXTURE, path.join(state, 'routes.json'));
+
+    const result = await runBin('forwarder', ['--once'], { env });
+    const status = await runBin('forwarder', ['status'], { env });
+
+    expect(result.exitCode).toBe(0);
+    expect(readStandinLog(logFile).filter((call) => call.program === 'ip')).toEqual([]);
+    expect(status.stdout).toContain("routes: left alone (this is the host's network namespace, whose routes are not this program's)");
   });
 });

@@ -42,6 +42,7 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
   let configDir: string;
   let forwarder: LabProcess;
   let forwarderEnv: NodeJS.ProcessEnv;
+  let hostRoutesBefore: string;
 
   /** The tunnels this lab's forwarder runs (ps from outside its PID namespace): line -> pid. */
   async function runningTunnels(): Promise<Record<string, number>> {
@@ -80,11 +81,16 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
     });
   }
 
+  async function hostRoutes(): Promise<string> {
+    return (await lab.exec(undefined, ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout;
+  }
+
   function publish(entry: Parameters<typeof forwarderData>[1]): void {
     writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, entry) });
   }
 
   beforeAll(async () => {
+    hostRoutesBefore = await hostRoutes();
     ns = {
       net: await lab.netns('net'),
       pod: await lab.netns('pod'),
@@ -134,6 +140,22 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
 
     await expect.poll(() => reply(ns.app, POD, 8000), { timeout: 5000 }).toBe(GW);
     await expect.poll(() => reply(ns.ext, GW, 2049), { timeout: 5000 }).toBe(POD);
+  });
+
+  it("gives every unicast and local route of the pod's namespace quickack (the table local ones included), with the tunnels working", async () => {
+    const podRoutes = async (): Promise<string[]> =>
+      (await lab.exec(ns.pod, ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((line) => line !== '' && !/^(broadcast|multicast|anycast) /.test(line));
+    await expect.poll(async () => (await podRoutes()).filter((line) => !line.includes(' quickack 1')), { timeout: 5000 }).toEqual([]);
+    expect(await podRoutes()).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^10\.202\.0\.0\/24 dev eth0 proto kernel scope link src 10\.202\.0\.10 .*quickack 1/),
+        expect.stringMatching(/^local 10\.202\.0\.10 dev eth0 table local .*quickack 1/),
+        expect.stringMatching(/^local 127\.0\.0\.1 dev lo table local .*quickack 1/),
+      ]),
+    );
+    // The host's routes are never touched: the forwarder ran in a namespace of its own.
+    expect(await hostRoutes()).toBe(hostRoutesBefore);
+    expect(await reply(ns.app, POD, 8000)).toBe(GW);
   });
 
   it('applies a rules change in under a second without restarting the other tunnels', async () => {

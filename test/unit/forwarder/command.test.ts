@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, settingsFrom, type ForwarderSettings } from '../../../forwarder/command.js';
 
-const base = { externalServiceName: 'es', dataFile: '/d/data.yaml', sshKey: '/etc/ssh-key/id_rsa', strictHostKeyChecking: 'no', interval: '10', sshStartTimeout: '30' };
+const base = { externalServiceName: 'es', dataFile: '/d/data.yaml', sshKey: '/etc/ssh-key/id_rsa', strictHostKeyChecking: 'no', interval: '10', sshStartTimeout: '30', quickack: 'on' };
 
 const INTEL_CPUINFO = 'processor\t: 0\nflags\t\t: fpu vme pclmulqdq aes avx vaes\n';
 const NO_AES_CPUINFO = 'processor\t: 0\nflags\t\t: fpu vme sse2 vaes\n';
@@ -20,6 +20,11 @@ describe('settingsFrom', () => {
         'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
       ],
     });
+  });
+
+  it('tunes the pod routes unless QUICKACK is off', () => {
+    expect(settingsFrom(base).quickack).toBe(true);
+    expect(settingsFrom({ ...base, quickack: 'off' }).quickack).toBe(false);
   });
 
   it('offers chacha20-poly1305 first on a CPU without AES instructions', () => {
@@ -44,6 +49,7 @@ describe('settingsFrom', () => {
     [{ sshUser: 'a b' }, /SSH_USER/],
     [{ interval: '0' }, /INTERVAL: must be a positive number of seconds/],
     [{ sshCiphers: 'aes128-gcm,chacha20' }, /SSH_CIPHERS: "aes128-gcm" is not an OpenSSH cipher/],
+    [{ quickack: 'maybe' }, /QUICKACK: must be on or off/],
   ])('rejects %j with an error naming the setting', (override, message) => {
     expect(() => settingsFrom({ ...base, ...override })).toThrow(message);
   });

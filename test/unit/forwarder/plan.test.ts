@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave, parseRuleLine } from '../../../lib/iptables.js';
 import { findTunnels, parsePs } from '../../../forwarder/observe.js';
-import { planNat, planTunnels, type Action } from '../../../forwarder/plan.js';
+import { plan, planNat, planTunnels, type Action } from '../../../forwarder/plan.js';
+import { parseRoutesJson } from '../../../lib/routes.js';
 import type { RunningTunnel, SshSettings, Tunnel } from '../../../forwarder/tunnel.js';
 
 const fixture = (name: string): string => fs.readFileSync(path.join(import.meta.dirname, '../../fixtures/forwarder', name), 'utf8');
@@ -120,5 +121,32 @@ describe('planNat', () => {
 
   it('plans nothing for an empty table when no rules are desired', () => {
     expect(planNat([], empty)).toEqual([]);
+  });
+});
+
+describe('plan: quickack on the pod routes', () => {
+  const podRoutes = parseRoutesJson(fixture('ip-route-show-table-all.json'));
+  const tunedRoutes = parseRoutesJson(fixture('ip-route-show-table-all-quickack.json'));
+  const nat = { rules: [], chains: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] };
+  const desired = { tunnels: [L1], rules: [], hasEntry: true };
+
+  it("adds quickack to the pod's routes before the tunnels are started", () => {
+    const actions = plan(desired, { tunnels: [running(9, L2)], nat, routes: { tuned: true, routes: podRoutes } }, ssh);
+    expect(actions.map((action) => action.kind)).toEqual(['stop-tunnel', 'set-quickack', 'set-quickack', 'set-quickack', 'set-quickack', 'set-quickack', 'start-tunnel']);
+    expect(actions.filter((action) => action.kind === 'set-quickack').map((action) => action.argv.join(' '))).toEqual([
+      'ip route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
+      'ip route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
+      'ip route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
+      'ip route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+      'ip route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+    ]);
+  });
+
+  it('plans nothing on the next cycle, once the routes have quickack', () => {
+    expect(plan(desired, { tunnels: [running(9, L1)], nat, routes: { tuned: true, routes: tunedRoutes } }, ssh)).toEqual([]);
+  });
+
+  it("never touches the routes when they are not tuned (the host's network namespace, or QUICKACK=off)", () => {
+    expect(plan(desired, { tunnels: [running(9, L1)], nat, routes: { tuned: false, why: "this is the host's network namespace" } }, ssh)).toEqual([]);
   });
 });
