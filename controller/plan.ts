@@ -1,3 +1,4 @@
+import type { Action } from '../lib/action.js';
 import type { ExternalService } from '../lib/externalservice.js';
 import {
   DELIVERED_ANNOTATION,
@@ -23,23 +24,21 @@ import type { PodInfo, ServiceInfo } from './snapshot.js';
  * argv array (plus stdin). Nothing changed -> no actions.
  */
 
-export interface Action {
-  /** What the command changes and why (for the log). */
-  description: string;
-  argv: string[];
-  input?: string;
+function kubectlWithObject(verb: 'create' | 'replace', object: KubeObject, reason: string): Action {
+  return { reason, argv: ['kubectl', verb, '-f', '-'], input: `${JSON.stringify(object, null, 2)}\n`, scope: objectScope(object.kind, object.metadata.name) };
 }
 
-function kubectlWithObject(verb: 'create' | 'replace', object: KubeObject, description: string): Action {
-  return { description, argv: ['kubectl', verb, '-f', '-'], input: `${JSON.stringify(object, null, 2)}\n` };
-}
-
-function kubectlDelete(kind: string, name: string, namespace: string | undefined, description: string, wait: boolean): Action {
+function kubectlDelete(kind: string, name: string, namespace: string | undefined, reason: string, wait: boolean): Action {
   const argv = ['kubectl', 'delete', kind, name];
   if (namespace !== undefined) argv.push('-n', namespace);
   argv.push('--ignore-not-found');
   if (!wait) argv.push('--wait=false');
-  return { description, argv };
+  return { reason, argv, scope: objectScope(kind, name) };
+}
+
+/** Each object is its own scope: a failure on one never holds back another. */
+function objectScope(kind: string, name: string): string {
+  return `${kind.toLowerCase()}/${name}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,8 +72,9 @@ export function planObjects(desired: DesiredObjects, observed: ObservedObjects, 
   }
   if (!observed.secretExists) {
     actions.push({
-      description: `create secret ${settings.secretName} from the ssh key (missing)`,
+      reason: `create secret ${settings.secretName} from the ssh key (missing)`,
       argv: ['kubectl', 'create', 'secret', 'generic', settings.secretName, '-n', namespace, `--from-file=${settings.secretKey}=${settings.sshKeyPath}`],
+      scope: objectScope('secret', settings.secretName),
     });
   }
   if (!observed.configMapExists) {
@@ -154,55 +154,55 @@ export interface DeliverySettings {
   gatewayPath: string;
 }
 
-export interface PlannedDelivery {
-  host: string;
-  actions: Action[];
-}
-
 /** The temporary name on the gateway: fixed per content, next to the destination (same filesystem). */
 export function temporaryGatewayPath(gatewayPath: string, rulesSha256: string): string {
   return `${gatewayPath}.tmp-${rulesSha256.slice(0, 16)}`;
 }
 
-export function planDeliveries(
-  input: {
-    hosts: readonly string[];
-    /** host -> sha256 of the rules it has received (from the ConfigMap's annotation). */
-    delivered: Readonly<Record<string, string>>;
-    rulesSha256: string;
-    /** The local file holding the rules. */
-    localFile: string;
-  },
-  settings: DeliverySettings,
-): PlannedDelivery[] {
-  const temporary = temporaryGatewayPath(settings.gatewayPath, input.rulesSha256);
-  const ssh = ['-i', settings.sshKeyPath, '-o', 'BatchMode=yes'];
-  return input.hosts
-    .filter((host) => input.delivered[host] !== input.rulesSha256)
-    .map((host) => ({
-      host,
-      actions: [
-        {
-          description: `copy the rules to ${host}:${temporary} (${input.delivered[host] === undefined ? 'never delivered' : 'the gateway has older rules'})`,
-          argv: ['scp', ...ssh, input.localFile, `${host}:${temporary}`],
-        },
-        {
-          description: `rename ${temporary} to ${settings.gatewayPath} on ${host}`,
-          argv: ['ssh', ...ssh, host, 'mv', '-f', '--', temporary, settings.gatewayPath],
-        },
-      ],
-    }));
+/** The scope of a host's delivery actions: the rename waits for its copy. */
+export function deliveryScope(host: string): string {
+  return `gateway ${host}`;
 }
 
-/** host -> sha256 received, for the current hosts only, after this cycle's deliveries. */
-export function deliveredAfter(
-  hosts: readonly string[],
-  before: Readonly<Record<string, string>>,
-  deliveredNow: Readonly<Record<string, string>>,
-): Record<string, string> {
+/** The hosts that have not received these rules yet (from the ConfigMap's delivery annotation). */
+export function hostsLacking(hosts: readonly string[], delivered: Readonly<Record<string, string>>, rulesSha256: string): string[] {
+  return hosts.filter((host) => delivered[host] !== rulesSha256);
+}
+
+export interface DeliveryInput {
+  hosts: readonly string[];
+  /** host -> sha256 of the rules it has received (from the ConfigMap's annotation). */
+  delivered: Readonly<Record<string, string>>;
+  rulesSha256: string;
+}
+
+/** scp to a temporary name next to the destination, then a rename there, for each host lacking the rules. */
+export function planDeliveries(input: DeliveryInput & { localFile: string }, settings: DeliverySettings): Action[] {
+  const temporary = temporaryGatewayPath(settings.gatewayPath, input.rulesSha256);
+  const ssh = ['-i', settings.sshKeyPath, '-o', 'BatchMode=yes'];
+  return hostsLacking(input.hosts, input.delivered, input.rulesSha256).flatMap((host): Action[] => [
+    {
+      reason: `copy the rules to ${host}:${temporary} (${input.delivered[host] === undefined ? 'never delivered' : 'the gateway has older rules'})`,
+      argv: ['scp', ...ssh, input.localFile, `${host}:${temporary}`],
+      scope: deliveryScope(host),
+    },
+    {
+      reason: `rename ${temporary} to ${settings.gatewayPath} on ${host}`,
+      argv: ['ssh', ...ssh, host, 'mv', '-f', '--', temporary, settings.gatewayPath],
+      scope: deliveryScope(host),
+    },
+  ]);
+}
+
+/**
+ * host -> sha256 received, for the current hosts only, after this cycle's deliveries: a host
+ * that lacked the rules holds them now unless one of its delivery actions failed.
+ */
+export function deliveredAfter(input: DeliveryInput, failedScopes: ReadonlySet<string | undefined>): Record<string, string> {
+  const lacking = new Set(hostsLacking(input.hosts, input.delivered, input.rulesSha256));
   const state: Record<string, string> = {};
-  for (const host of hosts) {
-    const sha = deliveredNow[host] ?? before[host];
+  for (const host of input.hosts) {
+    const sha = lacking.has(host) && !failedScopes.has(deliveryScope(host)) ? input.rulesSha256 : input.delivered[host];
     if (sha !== undefined) state[host] = sha;
   }
   return state;

@@ -3,21 +3,26 @@ import { ConfigError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
-import { applyActions, throwIfAborted, type ActionFailure } from './apply.js';
-import { deliverRules } from './deliver.js';
+import { throwIfAborted, type ActionFailure } from '../lib/action.js';
+import { applyControllerActions } from './apply.js';
+import { withRulesFile } from './deliver.js';
 import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
 import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, planObjects, planPublish } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, planDeliveries, planObjects, planPublish } from './plan.js';
 import type { ControllerSettings } from './settings.js';
 
 /**
  * One reconcile cycle of the controller, and the loop around it. Each cycle reads everything
- * afresh (conf files first, then one cluster snapshot), plans, and applies:
- *   1. namespace, secret, ConfigMap (when missing), forwarder pods and services, leftovers;
- *   2. the rules to every gateway host that has not received them (scp + rename);
- *   3. the ConfigMap: rules, per-host delivery state and the last valid conf files.
- * A failing read ends the cycle before anything is published.
+ * afresh (conf files first, then one cluster snapshot), then:
+ *   plan:  namespace, secret, ConfigMap (when missing), forwarder pods and services, leftovers,
+ *          and the copy of the rules to every gateway host that has not received them;
+ *   apply: those actions;
+ *   plan:  the ConfigMap (rules, per-host delivery state, last valid conf files), from the
+ *          delivery outcomes; apply it.
+ * The publish is planned second because the annotation records which hosts received the rules,
+ * which is known only once the copies ran; it is still a pure function of what was observed and
+ * of which delivery scopes failed. A failing read ends the cycle before anything is published.
  */
 
 /** How soon to look again while a forwarder pod has no IP yet (its rules wait for it). */
@@ -28,7 +33,7 @@ export interface CycleReport {
   failures: ActionFailure[];
   /** ExternalServices whose forwarder pod is missing or has no IP yet in this cycle's snapshot. */
   podsWithoutIP: string[];
-  /** Number of mutating commands run (or printed under DEBUG). */
+  /** Number of mutating commands planned (run, or printed under DEBUG). */
   changes: number;
 }
 
@@ -59,6 +64,9 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
         : `${invalid.file}: ignored until it is fixed (no valid version of it is known)`,
     );
   }
+  const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
+  logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
+  const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(annotations[DELIVERED_ANNOTATION]), rulesSha256: rules.sha256 };
 
   const objectActions = planObjects(
     { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
@@ -71,33 +79,26 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
     },
     settings,
   );
-  const failures = await applyActions(objectActions, { log, signal });
+  const applyPlan = async (localFile: string | undefined): Promise<{ actions: number; failures: ActionFailure[] }> => {
+    const actions = [...objectActions, ...(localFile === undefined ? [] : planDeliveries({ ...delivery, localFile }, settings))];
+    return { actions: actions.length, failures: await applyControllerActions(actions, { log, signal }) };
+  };
+  const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.text, applyPlan) : await applyPlan(undefined);
 
-  const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
-  logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
-
-  const deliveredBefore = parseStringMap(annotations[DELIVERED_ANNOTATION]);
-  const delivery = await deliverRules(
-    { hosts: settings.gatewayHosts, delivered: deliveredBefore, rules: rules.text, rulesSha256: rules.sha256 },
-    settings,
-    { log, signal },
-  );
-  failures.push(...delivery.failures);
-
+  const failedScopes = new Set(first.failures.map((failure) => failure.action.scope));
   const publishActions = planPublish(
-    { rules: rules.text, delivered: deliveredAfter(settings.gatewayHosts, deliveredBefore, delivery.deliveredNow), lastValid: conf.lastValid },
+    { rules: rules.text, delivered: deliveredAfter(delivery, failedScopes), lastValid: conf.lastValid },
     configMapAfterInit(observed.configMap, settings),
     settings,
   );
-  failures.push(...(await applyActions(publishActions, { log, signal })));
+  const failures = [...first.failures, ...(await applyControllerActions(publishActions, { log, signal }))];
 
   const podIPs = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod.podIP]));
-  const deliveryActions = Object.keys(delivery.deliveredNow).length * 2 + delivery.failures.length;
   return {
     invalid: conf.invalid,
     failures,
     podsWithoutIP: conf.services.filter((service) => podIPs.get(service.name) === undefined).map((service) => service.name),
-    changes: objectActions.length + deliveryActions + publishActions.length,
+    changes: first.actions + publishActions.length,
   };
 }
 
@@ -118,7 +119,7 @@ export class CycleFailedError extends Error {
 
 function failureSummary(failures: readonly ActionFailure[]): string {
   const first = failures[0];
-  const detail = first ? `: ${first.action.description}: ${errorMessage(first.error).split('\n')[0] ?? ''}` : '';
+  const detail = first ? `: ${first.action.reason}: ${errorMessage(first.error).split('\n')[0] ?? ''}` : '';
   return `${failures.length} step(s) failed${detail}`;
 }
 

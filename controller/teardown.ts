@@ -2,7 +2,7 @@ import { errorMessage } from '../lib/errors.js';
 import { loadExternalServices } from '../lib/externalservice.js';
 import type { Logger } from '../lib/log.js';
 import { abortOnSignals } from '../lib/signals.js';
-import { applyActions } from './apply.js';
+import { applyControllerActions } from './apply.js';
 import { observeNamespace } from './observe.js';
 import { planTeardown } from './plan.js';
 import { CycleFailedError } from './run.js';
@@ -29,7 +29,7 @@ export async function runTeardown(confDir: string, settings: ObjectSettings, log
     log.info('nothing to delete', { namespace: settings.namespace });
     return;
   }
-  const failures = await applyActions(actions, { log, signal: aborter.signal });
+  const failures = await applyControllerActions(actions, { log, signal: aborter.signal });
   if (failures.length > 0) throw new CycleFailedError(`teardown: ${failures.length} deletion(s) failed`);
   log.info(`teardown done: ${actions.length} object(s) deleted`);
 }

@@ -14,7 +14,6 @@ export interface ForwarderSettings {
   /** Added as `USER@` to every tunnel host that names no user itself. */
   sshUser: string | undefined;
   intervalMs: number;
-  sshStartTimeoutMs: number;
   /** Give the pod's routes quickack (never in the host's network namespace). */
   quickack: boolean;
 }
@@ -136,10 +135,10 @@ export function settingsFrom(options: RawOptions, cpuinfo: string = readCpuInfo(
         ...defaultSshOptions(),
         `Ciphers=${ciphers.join(',')}`,
       ],
+      startTimeoutMs: parseSeconds(options.sshStartTimeout, 'SSH_START_TIMEOUT') * 1000,
     },
     sshUser,
     intervalMs: parseSeconds(options.interval, 'INTERVAL') * 1000,
-    sshStartTimeoutMs: parseSeconds(options.sshStartTimeout, 'SSH_START_TIMEOUT') * 1000,
     quickack: onOff(options.quickack, 'QUICKACK'),
   };
 }

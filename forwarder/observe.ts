@@ -1,7 +1,7 @@
 import { CommandError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import fs from 'node:fs';
-import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
+import { parseIptablesSave, type NatTable } from '../lib/iptables.js';
 import { parseRoutesJson, ROUTE_SHOW_ARGS, type Route } from '../lib/routes.js';
 import { TUNNEL_MARKERS, type RunningTunnel, type TunnelKind } from './tunnel.js';
 
@@ -14,11 +14,6 @@ export interface SshProcess {
   pid: number;
   /** The command line split at whitespace, as `ps -o args` prints it. */
   args: string[];
-}
-
-export interface NatTable {
-  rules: NatRule[];
-  chains: string[];
 }
 
 /** The pod's routes, or why they are left alone. */
@@ -105,15 +100,4 @@ export async function observeRoutes(quickack: boolean, signal?: AbortSignal): Pr
 export async function observe(options: { quickack: boolean }, signal?: AbortSignal): Promise<ObservedState> {
   const [tunnels, nat, routes] = await Promise.all([observeTunnels(signal), observeNat(signal), observeRoutes(options.quickack, signal)]);
   return { tunnels, nat, routes };
-}
-
-/** The pids among `pids` whose process still runs (a zombie has exited and freed its ports). */
-export async function runningPids(pids: readonly number[]): Promise<number[]> {
-  if (pids.length === 0) return [];
-  const result = await run('ps', ['-o', 'pid=,stat=', '-p', pids.join(',')], { reject: false });
-  return result.stdout
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter(([pid, stat]) => pid !== undefined && /^\d+$/.test(pid) && !stat?.startsWith('Z'))
-    .map(([pid]) => Number(pid));
 }

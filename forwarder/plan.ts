@@ -1,20 +1,21 @@
-import { BUILTIN_NAT_CHAINS, natRestoreInput, sameRules, type NatRule } from '../lib/iptables.js';
-import { planQuickack, type Route } from '../lib/routes.js';
+import type { Action } from '../lib/action.js';
+import { natRestoreInput, natTableMatches, type NatRule, type NatTable } from '../lib/iptables.js';
+import { killArgv } from '../lib/process.js';
+import { describeRoute, planQuickack } from '../lib/routes.js';
 import type { DesiredState } from './desired.js';
-import type { NatTable, ObservedState, RouteObservation } from './observe.js';
-import { tunnelArgv, tunnelKey, type RunningTunnel, type SshSettings, type Tunnel } from './tunnel.js';
+import type { ObservedState, RouteObservation } from './observe.js';
+import { tunnelArgv, tunnelKey, tunnelLine, type RunningTunnel, type SshSettings, type Tunnel } from './tunnel.js';
 
 /**
  * Pure planning: from the desired state and what runs now to the commands that close the gap.
- * Stops come first (a replaced tunnel may need its port back), then quickack on the pod's routes
- * (before the tunnels' connections are made), then starts, then the nat table.
+ * Stops come first (a replaced tunnel may need its port back; each stop waits for the process
+ * to exit), then quickack on the pod's routes (before the tunnels' connections are made), then
+ * starts (in parallel: each waits for a round trip to its gateway), then the nat table. Every
+ * tunnel action is scoped by the tunnel's identity (tunnelKey).
  */
 
-export type Action =
-  | { kind: 'stop-tunnel'; tunnel: RunningTunnel; reason: 'not desired' | 'duplicate'; argv: string[] }
-  | { kind: 'start-tunnel'; tunnel: Tunnel; argv: string[] }
-  | { kind: 'replace-nat'; rules: NatRule[]; argv: string[]; input: string }
-  | { kind: 'set-quickack'; route: Route; argv: string[] };
+/** Why a running tunnel is stopped. */
+export type StopReason = 'not desired' | 'duplicate';
 
 export function planTunnels(desired: readonly Tunnel[], running: readonly RunningTunnel[], ssh: SshSettings): Action[] {
   const wanted = new Map<string, Tunnel>();
@@ -28,42 +29,48 @@ export function planTunnels(desired: readonly Tunnel[], running: readonly Runnin
     else if (kept.has(key)) stops.push(stopAction(tunnel, 'duplicate'));
     else kept.add(key);
   }
-  const starts: Action[] = [...wanted]
+  const starts = [...wanted]
     .filter(([key]) => !kept.has(key))
-    .map(([, tunnel]) => ({ kind: 'start-tunnel', tunnel, argv: tunnelArgv(tunnel, ssh) }));
+    .map(([key, tunnel]): Action => ({
+      reason: `start ${tunnel.kind} tunnel ${tunnelLine(tunnel)} (missing)`,
+      argv: tunnelArgv(tunnel, ssh),
+      scope: key,
+      parallel: true,
+      // ssh -f returns once it is authenticated and the forward is up (ExitOnForwardFailure).
+      daemonizes: true,
+      interruptible: true,
+      timeoutMs: ssh.startTimeoutMs,
+    }));
   return [...stops, ...starts];
 }
 
-function stopAction(tunnel: RunningTunnel, reason: 'not desired' | 'duplicate'): Action {
-  return { kind: 'stop-tunnel', tunnel, reason, argv: ['kill', String(tunnel.pid)] };
-}
-
-function customChains(chains: readonly string[]): string[] {
-  const builtin = new Set<string>(BUILTIN_NAT_CHAINS);
-  return [...new Set(chains.filter((chain) => !builtin.has(chain)))].sort();
-}
-
-/** True when the live nat table holds exactly the desired rules (and no other chains). */
-export function natInSync(desired: readonly NatRule[], live: NatTable): boolean {
-  const desiredChains = customChains(desired.map((rule) => rule.chain));
-  const liveChains = customChains([...live.chains, ...live.rules.map((rule) => rule.chain)]);
-  return sameRules(live.rules, desired) && desiredChains.join(' ') === liveChains.join(' ');
+function stopAction(tunnel: RunningTunnel, why: StopReason): Action {
+  return {
+    reason: `stop ${tunnel.kind} tunnel ${tunnelLine(tunnel)} (pid ${tunnel.pid}, ${why})`,
+    argv: killArgv([tunnel.pid]),
+    stops: [tunnel.pid],
+    scope: tunnelKey(tunnel),
+  };
 }
 
 export function planNat(desired: readonly NatRule[], live: NatTable): Action[] {
-  if (natInSync(desired, live)) return [];
-  return [{ kind: 'replace-nat', rules: [...desired], argv: ['iptables-restore'], input: natRestoreInput(desired) }];
+  if (natTableMatches(live, desired)) return [];
+  return [{ reason: `nat table differs (${live.rules.length} live, ${desired.length} wanted)`, argv: ['iptables-restore'], input: natRestoreInput(desired), scope: 'nat' }];
 }
 
 /** `quickack` on each of the pod's routes that lacks it (see lib/routes.ts), when they are tuned at all. */
 export function planRoutes(routes: RouteObservation): Action[] {
   if (!routes.tuned) return [];
-  return planQuickack(routes.routes).changes.map(({ route, args }) => ({ kind: 'set-quickack', route, argv: ['ip', ...args] }));
+  return planQuickack(routes.routes).changes.map(({ route, args }) => ({
+    reason: `the route ${describeRoute(route)} lacks quickack, so that its sockets ACK at once`,
+    argv: ['ip', ...args],
+    scope: 'routes',
+  }));
 }
 
 export function plan(desired: DesiredState, observed: ObservedState, ssh: SshSettings): Action[] {
   const tunnels = planTunnels(desired.tunnels, observed.tunnels, ssh);
-  const stops = tunnels.filter((action) => action.kind === 'stop-tunnel');
-  const starts = tunnels.filter((action) => action.kind !== 'stop-tunnel');
+  const stops = tunnels.filter((action) => action.stops !== undefined);
+  const starts = tunnels.filter((action) => action.stops === undefined);
   return [...stops, ...planRoutes(observed.routes), ...starts, ...planNat(desired.rules, observed.nat)];
 }

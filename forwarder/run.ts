@@ -2,7 +2,7 @@ import { ConfigError, TerminalError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
-import { apply } from './apply.js';
+import { applyForwarderActions } from './apply.js';
 import type { ForwarderSettings } from './command.js';
 import { readDesired } from './desired.js';
 import { observe } from './observe.js';
@@ -24,9 +24,9 @@ export async function reconcile(settings: ForwarderSettings, log: Logger, signal
     log.debug('in sync', { tunnels: desired.tunnels.length, rules: desired.rules.length });
     return {};
   }
-  const failures = await apply(actions, { log, signal, sshStartTimeoutMs: settings.sshStartTimeoutMs });
+  const failures = await applyForwarderActions(actions, { log, signal });
   if (failures.length > 0) throw new Error(`${failures.length} of ${actions.length} changes failed (see above)`);
-  return actions.some((action) => action.kind === 'start-tunnel') ? { requeueAfterMs: RECHECK_AFTER_START_MS } : {};
+  return actions.some((action) => action.daemonizes) ? { requeueAfterMs: RECHECK_AFTER_START_MS } : {};
 }
 
 /**

@@ -3,7 +3,7 @@ import { canonicalRule, type NatRule } from '../lib/iptables.js';
 import type { ForwarderSettings } from './command.js';
 import { readDesired, type DesiredState } from './desired.js';
 import { observe, type ObservedState } from './observe.js';
-import { natInSync } from './plan.js';
+import { plan, planNat } from './plan.js';
 import { describeRoute, hasQuickack, planQuickack } from '../lib/routes.js';
 import { tunnelKey, tunnelLine, type Tunnel } from './tunnel.js';
 
@@ -34,32 +34,36 @@ function ruleText(rule: NatRule): string {
   return [rule.chain, ...rule.args].join(' ');
 }
 
+/**
+ * The status is what the next cycle would do: a running tunnel that plan() stops is extra (or a
+ * duplicate of a desired one), a desired tunnel that plan() starts is missing, and the nat table
+ * differs when plan() replaces it. The missing and extra rules are listed to explain the latter.
+ */
 export function buildStatus(
-  settings: Pick<ForwarderSettings, 'name' | 'dataFile'>,
+  settings: Pick<ForwarderSettings, 'name' | 'dataFile' | 'ssh'>,
   desired: DesiredState | { error: string },
   observed: ObservedState,
 ): StatusReport {
   const known = 'error' in desired ? undefined : desired;
-  const tunnels: TunnelStatus[] = [];
-  const seen = new Set<string>();
+  const actions = known ? plan(known, observed, settings.ssh) : [];
   const wanted = new Set((known?.tunnels ?? []).map(tunnelKey));
-  for (const running of [...observed.tunnels].sort((a, b) => a.pid - b.pid)) {
-    const key = tunnelKey(running);
-    const state: TunnelState = known && !wanted.has(key) ? 'extra' : seen.has(key) ? 'duplicate' : 'running';
-    seen.add(key);
-    tunnels.push({ tunnel: running, state, pid: running.pid });
-  }
-  for (const tunnel of known?.tunnels ?? []) {
-    if (seen.has(tunnelKey(tunnel))) continue;
-    seen.add(tunnelKey(tunnel));
-    tunnels.push({ tunnel, state: 'missing' });
-  }
+  const stopped = new Set(actions.flatMap((action) => action.stops ?? []));
+  const started = new Set(actions.filter((action) => action.daemonizes).map((action) => action.scope));
+
+  const tunnels: TunnelStatus[] = [...observed.tunnels]
+    .sort((a, b) => a.pid - b.pid)
+    .map((running): TunnelStatus => {
+      const state: TunnelState = !stopped.has(running.pid) ? 'running' : wanted.has(tunnelKey(running)) ? 'duplicate' : 'extra';
+      return { tunnel: running, state, pid: running.pid };
+    });
+  const missing = new Map((known?.tunnels ?? []).filter((tunnel) => started.has(tunnelKey(tunnel))).map((tunnel) => [tunnelKey(tunnel), tunnel]));
+  for (const tunnel of missing.values()) tunnels.push({ tunnel, state: 'missing' });
 
   const desiredRules = known?.rules ?? [];
   const liveKeys = new Set(observed.nat.rules.map(canonicalRule));
   const desiredKeys = new Set(desiredRules.map(canonicalRule));
   const nat = {
-    inSync: known ? natInSync(desiredRules, observed.nat) : false,
+    inSync: known !== undefined && planNat(desiredRules, observed.nat).length === 0,
     desired: desiredRules.length,
     live: observed.nat.rules.length,
     missing: known ? desiredRules.filter((rule) => !liveKeys.has(canonicalRule(rule))).map(ruleText) : [],
@@ -83,7 +87,7 @@ export function buildStatus(
     tunnels,
     nat,
     routes,
-    inSync: known !== undefined && nat.inSync && tunnels.every((status) => status.state === 'running') && (!routes.tuned || routes.missing.length === 0),
+    inSync: known !== undefined && actions.length === 0,
   };
 }
 

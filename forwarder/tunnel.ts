@@ -41,6 +41,8 @@ export function tunnelKey(tunnel: Tunnel): string {
 export interface SshSettings {
   key: string;
   options: readonly string[];
+  /** How long one `ssh -f` may take to authenticate and set up its forward. */
+  startTimeoutMs?: number | undefined;
 }
 
 export function tunnelArgv(tunnel: Tunnel, ssh: SshSettings): string[] {

@@ -5,6 +5,7 @@ import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
 import { isIPv4 } from '../lib/ipv4.js';
 import { isSshdFor, parseLinks, parseNetnsList, parseRoutes, type LinkState, type RouteState } from './ip-json.js';
 import { CONFIG_FILE_PATTERN, generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
+import type { SessionProcess } from './plan.js';
 import { parseConfigHeader } from './sshd-config.js';
 
 /** What one IP's pieces look like right now. */
@@ -100,13 +101,6 @@ function modifiedAtMs(file: string): number | undefined {
   }
 }
 
-/** True while `pid` runs: it exists and is not a zombie waiting to be reaped. */
-export function isRunning(pid: number): boolean {
-  const stat = readText(`/proc/${pid}/stat`);
-  // The state letter follows the command name, which is in parentheses and may contain ") ".
-  return stat !== undefined && !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
-}
-
 /** The pids of `ip netns pids` output. */
 export function parsePidList(stdout: string): number[] {
   return stdout
@@ -131,6 +125,17 @@ export function processStartTimes(pids: readonly number[]): Record<number, numbe
     if (Number.isFinite(ticks)) times[pid] = bootSeconds * 1000 + ticks * 10;
   }
   return times;
+}
+
+/**
+ * The processes in a netns and when each started: read after an sshd reload has taken effect,
+ * to find the sessions that connected under the previous config (see planStaleSessions).
+ */
+export async function observeSessions(netns: string, signal?: AbortSignal): Promise<SessionProcess[]> {
+  const listed = await run('ip', ['netns', 'pids', netns], { signal });
+  const pids = parsePidList(listed.stdout);
+  const started = processStartTimes(pids);
+  return pids.flatMap((pid) => (started[pid] === undefined ? [] : [{ pid, startedAtMs: started[pid] }]));
 }
 
 async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {

@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { natRestoreInput, sameRules, BUILTIN_NAT_CHAINS, type NatRule } from '../lib/iptables.js';
+import type { Action } from '../lib/action.js';
+import { natRestoreInput, natTableMatches, type NatRule } from '../lib/iptables.js';
+import { killArgv } from '../lib/process.js';
 import { natRules } from '../lib/rules.js';
 import type { LinkState } from './ip-json.js';
 import { generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
@@ -13,27 +15,23 @@ import { permitsFor, permitsInConfig, renderSshdConfig, type Permits, type SshdA
  * repair case is a table row in the unit tests. A second run with nothing changed plans [].
  */
 
-export type Action =
-  | {
-      kind: 'run';
-      ip?: string | undefined;
-      reason: string;
-      argv: string[];
-      input?: string | undefined;
-      /** After the command, wait until these processes have exited (a stopped sshd removes its pid file). */
-      waitForExit?: number[] | undefined;
-    }
-  | { kind: 'write-sshd-config'; ip: string; reason: string; path: string; content: string }
-  | {
-      kind: 'stop-stale-sessions';
-      ip: string;
-      reason: string;
-      netns: string;
-      /** The listening sshd, which stays. */
-      listenerPid: number;
-      /** Sessions that connected from this moment (ms since the epoch) until the reload took effect. */
-      sinceMs: number;
-    };
+/**
+ * A reload that needs a second look once it has taken effect: the ssh sessions of this IP's sshd
+ * that connected since `sinceMs` (when the previous config was written) got the previous config.
+ * See widensPermitOpen.
+ */
+export interface SessionCheck {
+  ip: string;
+  netns: string;
+  /** The listening sshd, which stays. */
+  listenerPid: number;
+  sinceMs: number;
+}
+
+export interface GatewayPlan {
+  actions: Action[];
+  sessionChecks: SessionCheck[];
+}
 
 export interface Network {
   nic: string;
@@ -52,19 +50,11 @@ export interface Desired {
 }
 
 function run(ip: string | undefined, reason: string, argv: string[], input?: string): Action {
-  return input === undefined ? { kind: 'run', ip, reason, argv } : { kind: 'run', ip, reason, argv, input };
+  return { reason, argv, input, scope: ip };
 }
 
 function stopProcesses(ip: string, reason: string, pids: readonly number[]): Action {
-  return { kind: 'run', ip, reason, argv: ['kill', ...pids.map(String)], waitForExit: [...pids] };
-}
-
-/** True when the live nat table holds exactly `desired` (no other rules, no stray chains). */
-export function natInSync(live: IpState['nat'], desired: readonly NatRule[]): boolean {
-  const builtin = new Set<string>(BUILTIN_NAT_CHAINS);
-  const wantedChains = new Set(desired.map((rule) => rule.chain));
-  const strayChain = live.chains.some((chain) => !builtin.has(chain) && !wantedChains.has(chain));
-  return !strayChain && sameRules(live.rules, desired);
+  return { reason, argv: killArgv(pids), stops: [...pids], scope: ip };
 }
 
 export function desiredNat(rules: RulesState, ip: string): NatRule[] | undefined {
@@ -82,16 +72,23 @@ export function desiredPermits(rules: RulesState, ip: string, config: string | u
   return config === undefined ? { open: [], listen: [] } : permitsInConfig(config);
 }
 
+/** The actions of one cycle. */
 export function plan(desired: Desired, state: GatewayState): Action[] {
+  return planGateway(desired, state).actions;
+}
+
+/** The actions of one cycle, and the reloads whose older sessions are looked at once they took effect. */
+export function planGateway(desired: Desired, state: GatewayState): GatewayPlan {
   const { placement } = desired;
   const actions: Action[] = [];
+  const sessionChecks: SessionCheck[] = [];
 
   for (const managed of state.managed) {
     if (desired.ips.includes(managed.ip)) continue;
     const names = { ...namesFor(managed.ip, placement), netns: managed.netns };
     actions.push(...planTeardownIp(names, state.ips[managed.ip], state.hostLinks, 'no longer in the IP list'));
   }
-  if (desired.ips.length === 0) return actions;
+  if (desired.ips.length === 0) return { actions, sessionChecks };
 
   const hostKeys = hostKeysFor(state, placement.runDir);
   if (state.hostKeys.length === 0 && !state.generatedHostKeyExists) {
@@ -105,9 +102,11 @@ export function plan(desired: Desired, state: GatewayState): Action[] {
     actions.push(run(undefined, "sshd's privilege separation directory is missing", ['mkdir', '-p', '-m', '0755', desired.privsepDir]));
   }
   for (const ip of desired.ips) {
-    actions.push(...planIp(namesFor(ip, placement), state.ips[ip], state.hostLinks, desired, hostKeys));
+    const planned = planIp(namesFor(ip, placement), state.ips[ip], state.hostLinks, desired, hostKeys);
+    actions.push(...planned.actions);
+    sessionChecks.push(...planned.sessionChecks);
   }
-  return actions;
+  return { actions, sessionChecks };
 }
 
 const EMPTY_IP_STATE: IpState = {
@@ -129,12 +128,13 @@ export function planIp(
   hostLinks: readonly LinkState[],
   desired: Desired,
   hostKeys: readonly string[],
-): Action[] {
+): GatewayPlan {
   const state = observed ?? EMPTY_IP_STATE;
   const { ip, netns, device } = names;
   const { nic, prefixLength, defaultGateway } = desired.network;
   const inNs = (reason: string, args: string[], input?: string): Action => run(ip, reason, ['ip', '-n', netns, ...args], input);
   const actions: Action[] = [];
+  const sessionChecks: SessionCheck[] = [];
 
   if (!state.netnsExists) {
     if (state.sshd.running && state.sshd.pid !== undefined) {
@@ -192,7 +192,7 @@ export function planIp(
 
   const nat = desiredNat(desired.rules, ip);
   const liveNat = state.netnsExists ? state.nat : { rules: [], chains: [] };
-  if (nat !== undefined && !natInSync(liveNat, nat)) {
+  if (nat !== undefined && !natTableMatches(liveNat, nat)) {
     actions.push(
       run(ip, `nat table differs from the rules file (${liveNat.rules.length} live, ${nat.length} wanted)`, ['ip', 'netns', 'exec', netns, 'iptables-restore'], natRestoreInput(nat)),
     );
@@ -203,11 +203,10 @@ export function planIp(
   const configChanged = state.config !== config;
   if (configChanged) {
     actions.push({
-      kind: 'write-sshd-config',
-      ip,
       reason: state.config === undefined ? 'sshd config missing' : 'sshd config differs from what the rules need',
-      path: names.configFile,
-      content: config,
+      argv: [desired.sshdPath, '-t', '-f'],
+      writesFile: { path: names.configFile, content: config },
+      scope: ip,
     });
   }
   const sshdRunsHere = state.sshd.running && state.netnsExists;
@@ -218,31 +217,52 @@ export function planIp(
     // SIGHUP makes sshd re-execute itself and read the new config; tunnels that are up stay up.
     actions.push(run(ip, 'sshd config changed: reloading sshd', ['kill', '-HUP', String(state.sshd.pid)]));
     if (widensPermitOpen(state, permits) && state.configWrittenAtMs !== undefined) {
-      actions.push({
-        kind: 'stop-stale-sessions',
-        ip,
-        reason: 'the rules add a forwarding target: stopping the ssh sessions opened under the previous config, so that their tunnels reconnect',
-        netns,
-        listenerPid: state.sshd.pid,
-        sinceMs: state.configWrittenAtMs,
-      });
+      sessionChecks.push({ ip, netns, listenerPid: state.sshd.pid, sinceMs: state.configWrittenAtMs });
     }
   }
-  return actions;
+  return { actions, sessionChecks };
 }
 
 /**
  * An sshd session keeps the config that was in force when it connected. When the rules add a
  * PermitOpen target, a tunnel that connected after the previous config was written (the
  * forwarder got the new rules before the gateway did) can never open its forward, yet stays up:
- * the sessions opened between the previous config's write and the reload are stopped (which
- * ones is read when the reload has taken effect), so that their tunnels reconnect under the new
- * config. Older sessions predate the rules that need the new target and are left alone.
+ * the sessions opened between the previous config's write and the reload are stopped, so that
+ * their tunnels reconnect under the new config. Which sessions those are can only be read once
+ * the reload has taken effect (a session accepted until then got the previous config): the cycle
+ * then observes the netns's processes and plans their stop with planStaleSessions. Older
+ * sessions predate the rules that need the new target and are left alone.
  */
 export function widensPermitOpen(state: IpState, permits: Permits): boolean {
   if (state.config === undefined) return false;
   const before = new Set(permitsInConfig(state.config).open);
   return permits.open.some((target) => !before.has(target));
+}
+
+/** A process in an IP's netns and when it started (ms since the epoch). */
+export interface SessionProcess {
+  pid: number;
+  startedAtMs: number;
+}
+
+/** The sessions opened under the previous config: started from `check.sinceMs` until the reload took effect. */
+export function selectStaleSessions(check: SessionCheck, processes: readonly SessionProcess[], reloadedAtMs: number): number[] {
+  return processes
+    .filter((entry) => entry.pid !== check.listenerPid && entry.startedAtMs >= check.sinceMs && entry.startedAtMs <= reloadedAtMs)
+    .map((entry) => entry.pid)
+    .sort((a, b) => a - b);
+}
+
+export function planStaleSessions(check: SessionCheck, processes: readonly SessionProcess[], reloadedAtMs: number): Action[] {
+  const stale = selectStaleSessions(check, processes, reloadedAtMs);
+  if (stale.length === 0) return [];
+  return [
+    stopProcesses(
+      check.ip,
+      `the rules add a forwarding target: stopping ${stale.length} ssh session(s) opened under the previous config, so that their tunnels reconnect`,
+      stale,
+    ),
+  ];
 }
 
 /** Removes everything setup made for one IP: its sshd, pid and config files, netns and device. */

@@ -1,11 +1,12 @@
 import { ConfigError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { applyActions } from './apply.js';
+import { isDebug } from '../lib/exec.js';
+import { applyGatewayActions } from './apply.js';
 import { buildDesired } from './desired.js';
 import { readIpsConf } from './ipsconf.js';
-import { observe, PRIVSEP_DIR } from './observe.js';
+import { observe, observeSessions, PRIVSEP_DIR } from './observe.js';
 import type { GatewayOptions } from './options.js';
-import { plan, type Desired } from './plan.js';
+import { planGateway, planStaleSessions, type Desired } from './plan.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
 
 /**
@@ -51,17 +52,31 @@ export class GatewayReconciler {
     return buildDesired(this.options, this.currentIps(problems), this.currentRules(problems));
   }
 
-  /** Runs one cycle; returns the problems that did not stop it (bad input kept out of force). */
+  /**
+   * Runs one cycle: observe, plan, apply. A reload that widens what an sshd permits is followed
+   * by a second, smaller round once it has taken effect: observe that netns's sessions, plan
+   * the stop of those opened under the previous config (pure), apply. Returns the problems that
+   * did not stop the cycle (bad input kept out of force).
+   */
   async cycle(signal?: AbortSignal): Promise<string[]> {
     const problems: string[] = [];
     const desired = this.desired(problems);
     const state = await observe(desired.ips, { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR }, signal);
-    const actions = plan(desired, state);
-    if (actions.length === 0) {
+    const planned = planGateway(desired, state);
+    if (planned.actions.length === 0) {
       this.log.debug('everything is in place', { ips: desired.ips.length });
       return problems;
     }
-    const failures = await applyActions(actions, { sshdPath: this.options.sshdPath, log: this.log, signal });
+    const failures = await applyGatewayActions(planned.actions, { log: this.log, signal });
+    const failedIps = new Set(failures.map((failure) => failure.action.scope));
+    const checks = planned.sessionChecks.filter((check) => !failedIps.has(check.ip));
+    if (checks.length > 0) {
+      if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
+      const reloadedAtMs = Date.now();
+      const sessions = await Promise.all(checks.map((check) => observeSessions(check.netns, signal)));
+      const stops = checks.flatMap((check, index) => planStaleSessions(check, sessions[index] ?? [], reloadedAtMs));
+      failures.push(...(await applyGatewayActions(stops, { log: this.log, signal })));
+    }
     if (failures.length > 0) {
       const first = failures[0];
       throw new Error(`${failures.length} action(s) failed; first: ${first ? errorMessage(first.error) : ''}`);
@@ -69,3 +84,6 @@ export class GatewayReconciler {
     return problems;
   }
 }
+
+/** How long a reloaded sshd takes to re-execute: connections accepted until then got the old config. */
+export const RELOAD_SETTLE_MS = 300;

@@ -4,7 +4,9 @@ import { readIpsConf } from './ipsconf.js';
 import { namesFor } from './names.js';
 import { observe, PRIVSEP_DIR, type GatewayState, type IpState } from './observe.js';
 import type { GatewayOptions } from './options.js';
-import { desiredNat, natInSync, plan, type Action } from './plan.js';
+import type { Action } from '../lib/action.js';
+import { natTableMatches } from '../lib/iptables.js';
+import { desiredNat, plan } from './plan.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
 
 /**
@@ -23,7 +25,7 @@ function ipFacts(ip: string, state: IpState | undefined, options: GatewayOptions
   const natText =
     nat === undefined
       ? `${state.nat.rules.length} rule(s); rules file ${rules.kind === 'absent' ? 'absent' : 'unusable'}`
-      : `${state.nat.rules.length} rule(s), ${natInSync(state.nat, nat) ? 'as in the rules file' : `rules file wants ${nat.length}`}`;
+      : `${state.nat.rules.length} rule(s), ${natTableMatches(state.nat, nat) ? 'as in the rules file' : `rules file wants ${nat.length}`}`;
   const sshd = state.sshd.running
     ? `running, pid ${state.sshd.pid}`
     : state.sshd.pidFileExists
@@ -44,10 +46,10 @@ export function renderStatus(ips: readonly string[], state: GatewayState, action
   const rulesLine =
     rules.kind === 'ok' ? `${options.rulesFile}: ok` : rules.kind === 'absent' ? `${options.rulesFile}: absent (no rules yet)` : `WRONG: ${rules.reason}`;
   lines.push(`rules file  ${rulesLine}`);
-  const global = actions.filter((action) => action.ip === undefined);
+  const global = actions.filter((action) => action.scope === undefined);
   for (const action of global) lines.push(`WRONG: ${action.reason}`);
   for (const ip of ips) {
-    const problems = [...new Set(actions.filter((action) => action.ip === ip).map((action) => action.reason))];
+    const problems = [...new Set(actions.filter((action) => action.scope === ip).map((action) => action.reason))];
     lines.push('', `${ip}: ${problems.length === 0 ? 'ok' : `${problems.length} problem(s)`}`);
     for (const fact of ipFacts(ip, state.ips[ip], options, rules)) lines.push(`  ${fact}`);
     for (const problem of problems) lines.push(`  WRONG: ${problem}`);

@@ -1,5 +1,5 @@
 import { createLogger } from '../lib/log.js';
-import { applyActions } from './apply.js';
+import { applyGatewayActions } from './apply.js';
 import { readIpsConf } from './ipsconf.js';
 import type { Placement } from './names.js';
 import { observe, PRIVSEP_DIR } from './observe.js';
@@ -18,7 +18,7 @@ export async function teardownGateway(ipsConf: string, placement: Placement): Pr
     log.info('nothing to remove', { ips: ips.length });
     return;
   }
-  const failures = await applyActions(actions, { sshdPath: '/usr/sbin/sshd', log });
+  const failures = await applyGatewayActions(actions, { log });
   if (failures.length > 0) throw new Error(`teardown: ${failures.length} action(s) failed`);
   log.info('torn down', { ips: ips.length });
 }

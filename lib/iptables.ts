@@ -90,8 +90,14 @@ export function canonicalRule(rule: NatRule): string {
   return [rule.chain, ...kept].join(' ');
 }
 
+/** A table as `iptables-save` shows it: its rules in order and every chain it declares. */
+export interface NatTable {
+  rules: NatRule[];
+  chains: string[];
+}
+
 /** The rules of one table in `iptables-save` output, in order. */
-export function parseIptablesSave(text: string, table = 'nat'): { rules: NatRule[]; chains: string[] } {
+export function parseIptablesSave(text: string, table = 'nat'): NatTable {
   const rules: NatRule[] = [];
   const chains: string[] = [];
   let inTable = false;
@@ -128,6 +134,17 @@ export function sameRules(live: readonly NatRule[], desired: readonly NatRule[])
       .map((chain) => rules.filter((rule) => rule.chain === chain).map(canonicalRule).join('\n'))
       .join('\n--\n');
   return byChain(live) === byChain(desired);
+}
+
+/**
+ * True when the live nat table holds exactly `desired`: the same rules in the same order within
+ * each chain, and no chain besides the built-in ones and those the desired rules use.
+ */
+export function natTableMatches(live: NatTable, desired: readonly NatRule[]): boolean {
+  const builtin = new Set<string>(BUILTIN_NAT_CHAINS);
+  const wantedChains = new Set(desired.map((rule) => rule.chain));
+  const strayChain = live.chains.some((chain) => !builtin.has(chain) && !wantedChains.has(chain));
+  return !strayChain && sameRules(live.rules, desired);
 }
 
 /** iptables-restore input that replaces the whole nat table with `rules` in one commit. */

@@ -215,7 +215,7 @@ describe('controller --once delivering to the gateways', () => {
     bench.failGateway('gw2', true);
     const failed = await bench.cycle();
     expect(failed.exitCode).toBe(1);
-    expect(failed.stderr).toContain('failed to copy the rules to gw2');
+    expect(failed.stderr).toContain('failed: copy the rules to gw2');
     expect(bench.gatewayRules('gw1')).toBe(bench.configMap()?.data['data.yaml']);
     expect(bench.gatewayRules('gw2')).toBeUndefined();
 

@@ -65,7 +65,7 @@ describe('controller teardown', () => {
     bench.failKubectl('^delete secret');
     const result = await bench.run(['teardown', bench.conf]);
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain('failed to delete secret my-ssh-key');
+    expect(result.stderr).toContain('failed: delete secret my-ssh-key');
     bench.failKubectl(undefined);
     await bench.teardownAndExpectClean();
   });

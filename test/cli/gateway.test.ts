@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isRunning } from '../../gateway/observe.js';
+import { isRunning } from '../../lab/netns.js';
 import { readStandinLog, ROOT, runBin, standinPath, tempDir, type StandinCall } from '../helpers/cli.js';
 
 const STANDINS = path.join(ROOT, 'test/bin/gateway');

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isRunning } from '../../gateway/observe.js';
+import { isRunning } from '../../lab/netns.js';
 import { serializeRules, toBlock, type RulesDocument } from '../../lib/rules.js';
 import { ROOT } from '../helpers/cli.js';
 import { Lab, systemSkipReason, type LabProcess } from '../helpers/netns.js';

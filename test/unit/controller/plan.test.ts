@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Action } from '../../../lib/action.js';
 import type { ExternalServicePort } from '../../../lib/externalservice.js';
 import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL } from '../../../controller/objects.js';
 import type { ObservedConfigMap } from '../../../controller/observe.js';
@@ -10,7 +11,6 @@ import {
   planPublish,
   planTeardown,
   serviceDifference,
-  type Action,
   type ObjectSettingsForPlan,
   type ObservedObjects,
 } from '../../../controller/plan.js';
@@ -223,12 +223,12 @@ describe('planDeliveries', () => {
     },
   ])('$title', ({ hosts, delivered, expected }) => {
     const planned = planDeliveries({ hosts, delivered, rulesSha256: sha, localFile: '/tmp/x/rules.yaml' }, delivery);
-    expect(planned.map((entry) => entry.host)).toEqual(expected);
+    expect([...new Set(planned.map((action) => action.scope))]).toEqual(expected.map((host) => `gateway ${host}`));
   });
 
   it('copies to a temporary name next to the destination, then renames it there', () => {
-    const [planned] = planDeliveries({ hosts: ['root@gw1'], delivered: {}, rulesSha256: sha, localFile: '/tmp/x/rules.yaml' }, delivery);
-    expect(planned?.actions.map((action) => action.argv)).toEqual([
+    const planned = planDeliveries({ hosts: ['root@gw1'], delivered: {}, rulesSha256: sha, localFile: '/tmp/x/rules.yaml' }, delivery);
+    expect(planned.map((action) => action.argv)).toEqual([
       ['scp', '-i', '/keys/id_rsa', '-o', 'BatchMode=yes', '/tmp/x/rules.yaml', `root@gw1:/tmp/rules.yaml.tmp-${'a'.repeat(16)}`],
       ['ssh', '-i', '/keys/id_rsa', '-o', 'BatchMode=yes', 'root@gw1', 'mv', '-f', '--', `/tmp/rules.yaml.tmp-${'a'.repeat(16)}`, '/tmp/rules.yaml'],
     ]);
@@ -236,12 +236,14 @@ describe('planDeliveries', () => {
 });
 
 describe('deliveredAfter', () => {
-  it.each<{ title: string; hosts: string[]; before: Record<string, string>; now: Record<string, string>; expected: Record<string, string> }>([
-    { title: 'records this cycle’s deliveries', hosts: ['a'], before: {}, now: { a: 'new' }, expected: { a: 'new' } },
-    { title: 'keeps what a host received before when its delivery failed', hosts: ['a', 'b'], before: { a: 'old', b: 'old' }, now: { a: 'new' }, expected: { a: 'new', b: 'old' } },
-    { title: 'forgets hosts that are no longer listed', hosts: ['a'], before: { a: 'x', gone: 'x' }, now: {}, expected: { a: 'x' } },
-  ])('$title', ({ hosts, before, now, expected }) => {
-    expect(deliveredAfter(hosts, before, now)).toEqual(expected);
+  it.each<{ title: string; hosts: string[]; before: Record<string, string>; failed: string[]; expected: Record<string, string> }>([
+    { title: 'records this cycle’s deliveries', hosts: ['a'], before: {}, failed: [], expected: { a: 'new' } },
+    { title: 'keeps what a host received before when its delivery failed', hosts: ['a', 'b'], before: { a: 'old', b: 'old' }, failed: ['gateway b'], expected: { a: 'new', b: 'old' } },
+    { title: 'records no host whose first delivery failed', hosts: ['a'], before: {}, failed: ['gateway a'], expected: {} },
+    { title: 'is not misled by the failure of another kind of action', hosts: ['a'], before: {}, failed: ['pod/a'], expected: { a: 'new' } },
+    { title: 'forgets hosts that are no longer listed', hosts: ['a'], before: { a: 'new', gone: 'x' }, failed: [], expected: { a: 'new' } },
+  ])('$title', ({ hosts, before, failed, expected }) => {
+    expect(deliveredAfter({ hosts, delivered: before, rulesSha256: 'new' }, new Set(failed))).toEqual(expected);
   });
 });
 
@@ -261,7 +263,7 @@ describe('planPublish', () => {
     { title: 'records a changed conf file', change: { lastValid: { 'a.yaml': 'new text' } }, reason: 'last valid conf' },
   ])('$title', ({ change, reason }) => {
     const actions = planPublish({ ...desired, ...change }, current, settings);
-    expect(actions.map((action) => action.description)).toEqual(reason === undefined ? [] : [`publish ConfigMap external-service-data (${reason})`]);
+    expect(actions.map((action) => action.reason)).toEqual(reason === undefined ? [] : [`publish ConfigMap external-service-data (${reason})`]);
   });
 
   it('replaces the ConfigMap with the rules, the state annotations, and what others put on it', () => {
@@ -287,7 +289,7 @@ describe('planPublish', () => {
 
   it('compares with the empty ConfigMap that init creates when there was none', () => {
     const actions = planPublish({ rules: '', delivered: {}, lastValid: {} }, configMapAfterInit(undefined, settings), settings);
-    expect(actions.map((action) => action.description)).toEqual(['publish ConfigMap external-service-data (delivery state, last valid conf)']);
+    expect(actions.map((action) => action.reason)).toEqual(['publish ConfigMap external-service-data (delivery state, last valid conf)']);
   });
 });
 

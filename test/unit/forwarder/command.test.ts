@@ -19,6 +19,7 @@ describe('settingsFrom', () => {
         'ConnectTimeout=10',
         'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
       ],
+      startTimeoutMs: 30_000,
     });
   });
 

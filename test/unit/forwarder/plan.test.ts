@@ -3,8 +3,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave, parseRuleLine } from '../../../lib/iptables.js';
 import { findTunnels, parsePs } from '../../../forwarder/observe.js';
-import { plan, planNat, planTunnels, type Action } from '../../../forwarder/plan.js';
+import { plan, planNat, planTunnels } from '../../../forwarder/plan.js';
 import { parseRoutesJson } from '../../../lib/routes.js';
+import type { Action } from '../../../lib/action.js';
 import type { RunningTunnel, SshSettings, Tunnel } from '../../../forwarder/tunnel.js';
 
 const fixture = (name: string): string => fs.readFileSync(path.join(import.meta.dirname, '../../fixtures/forwarder', name), 'utf8');
@@ -13,7 +14,7 @@ const local = (spec: string, host: string): Tunnel => ({ kind: 'local', spec, ho
 const remote = (spec: string, host: string): Tunnel => ({ kind: 'remote', spec, host });
 const running = (pid: number, tunnel: Tunnel): RunningTunnel => ({ pid, ...tunnel });
 const summary = (actions: Action[]): string[] =>
-  actions.map((action) => (action.kind === 'stop-tunnel' ? `kill ${action.tunnel.pid} (${action.reason})` : action.argv.join(' ')));
+  actions.map((action) => (action.stops ? `kill ${action.stops.join(' ')} (${/(not desired|duplicate)/.exec(action.reason)?.[1]})` : action.argv.join(' ')));
 
 const L1 = local('2049:192.168.122.139:8000', '192.168.122.200');
 const L2 = local('2050:192.168.122.139:8000', '192.168.122.201');
@@ -97,8 +98,8 @@ describe('planNat', () => {
   ])('replaces the whole table in one iptables-restore when %s', (_title, wanted, table) => {
     const actions = planNat(wanted, table);
     expect(actions).toHaveLength(1);
-    expect(actions[0]).toMatchObject({ kind: 'replace-nat', argv: ['iptables-restore'] });
-    expect(actions[0]?.kind === 'replace-nat' && actions[0].input).toBe(
+    expect(actions[0]).toMatchObject({ argv: ['iptables-restore'] });
+    expect(actions[0]?.input).toBe(
       [
         '*nat',
         ':PREROUTING ACCEPT [0:0]',
@@ -114,7 +115,7 @@ describe('planNat', () => {
 
   it('empties a table that holds rules when no rules are desired', () => {
     const actions = planNat([], live);
-    expect(actions[0]?.kind === 'replace-nat' && actions[0].input).toBe(
+    expect(actions[0]?.input).toBe(
       '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n',
     );
   });
@@ -132,8 +133,8 @@ describe('plan: quickack on the pod routes', () => {
 
   it("adds quickack to the pod's routes before the tunnels are started", () => {
     const actions = plan(desired, { tunnels: [running(9, L2)], nat, routes: { tuned: true, routes: podRoutes } }, ssh);
-    expect(actions.map((action) => action.kind)).toEqual(['stop-tunnel', 'set-quickack', 'set-quickack', 'set-quickack', 'set-quickack', 'set-quickack', 'start-tunnel']);
-    expect(actions.filter((action) => action.kind === 'set-quickack').map((action) => action.argv.join(' '))).toEqual([
+    expect(actions.map((action) => action.argv[0])).toEqual(['kill', 'ip', 'ip', 'ip', 'ip', 'ip', 'ssh']);
+    expect(actions.filter((action) => action.scope === 'routes').map((action) => action.argv.join(' '))).toEqual([
       'ip route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
       'ip route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
       'ip route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',

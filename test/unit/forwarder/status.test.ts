@@ -4,7 +4,7 @@ import { buildStatus, formatStatus } from '../../../forwarder/status.js';
 import type { Tunnel } from '../../../forwarder/tunnel.js';
 import type { Route } from '../../../lib/routes.js';
 
-const settings = { name: 'es', dataFile: '/d/data.yaml' };
+const settings = { name: 'es', dataFile: '/d/data.yaml', ssh: { key: '/k', options: [] } };
 const L1: Tunnel = { kind: 'local', spec: '2049:10.0.0.9:80', host: '10.0.0.2' };
 const L2: Tunnel = { kind: 'local', spec: '2050:10.0.0.9:80', host: '10.0.0.2' };
 const R1: Tunnel = { kind: 'remote', spec: '10.0.0.2:2049:10.96.0.1:80', host: '10.0.0.2' };

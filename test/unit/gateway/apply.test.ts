@@ -1,23 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyActions } from '../../../gateway/apply.js';
-import { isRunning } from '../../../gateway/observe.js';
-import type { Action } from '../../../gateway/plan.js';
+import { applyGatewayActions } from '../../../gateway/apply.js';
+import type { Action } from '../../../lib/action.js';
 import { createLogger } from '../../../lib/log.js';
+import { killArgv } from '../../../lib/process.js';
+import { isRunning } from '../../../lab/netns.js';
 
-const children: ChildProcess[] = [];
+const cleanups: (() => void)[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const cleanup of cleanups.splice(0)) cleanup();
 });
 
-const quiet = { write: () => true } as unknown as NodeJS.WritableStream;
-const log = createLogger('gateway', { sink: quiet });
+const log = createLogger('gateway', { sink: { write: () => true } });
 
 /** A process that sleeps; with `ignoreTerm` it survives SIGTERM. */
 async function sleeper(ignoreTerm = false): Promise<number> {
   const code = `${ignoreTerm ? 'process.on("SIGTERM", () => {});' : ''} process.stdout.write("up"); setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
-  children.push(child);
+  const child: ChildProcess = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
+  cleanups.push(() => child.kill('SIGKILL'));
   await new Promise((resolve) => child.stdout?.once('data', resolve));
   return child.pid as number;
 }
@@ -29,16 +32,26 @@ async function goneProcess(): Promise<number> {
   return child.pid as number;
 }
 
-function stop(pids: number[]): Action {
-  return { kind: 'run', ip: '192.0.2.10', reason: 'stopping sshd', argv: ['kill', ...pids.map(String)], waitForExit: pids };
+function scratch(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-ext-apply-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
-describe.skipIf(process.platform !== 'linux')('applyActions: stopping processes', () => {
+function stop(ip: string, pids: number[]): Action {
+  return { reason: 'stopping sshd', argv: killArgv(pids), stops: pids, scope: ip };
+}
+
+function touch(ip: string, file: string): Action {
+  return { reason: `mark ${path.basename(file)}`, argv: ['touch', file], scope: ip };
+}
+
+describe.skipIf(process.platform !== 'linux')('applyGatewayActions', () => {
   it('succeeds when one of the processes exited on its own before kill ran', async () => {
     const running = await sleeper();
     const gone = await goneProcess();
 
-    const failures = await applyActions([stop([running, gone])], { sshdPath: 'sshd', log });
+    const failures = await applyGatewayActions([stop('192.0.2.10', [running, gone])], { log });
 
     expect(failures).toEqual([]);
     expect(isRunning(running)).toBe(false);
@@ -47,19 +60,22 @@ describe.skipIf(process.platform !== 'linux')('applyActions: stopping processes'
   it('fails, naming the pid, when a process is still running after kill', async () => {
     const stubborn = await sleeper(true);
 
-    const failures = await applyActions([stop([stubborn])], { sshdPath: 'sshd', log, stopTimeoutMs: 300 });
+    const failures = await applyGatewayActions([stop('192.0.2.10', [stubborn])], { log, stopTimeoutMs: 300 });
 
     expect(failures).toHaveLength(1);
     expect(String(failures[0]?.error)).toContain(`still running after kill ${stubborn}: ${stubborn}`);
   });
 
-  it('skips the later actions for the same IP after a failed stop, and goes on with other IPs', async () => {
-    const stubborn = await sleeper(true);
-    const other: Action = { kind: 'run', ip: '192.0.2.11', reason: 'probe', argv: ['true'] };
-    const after: Action = { kind: 'run', ip: '192.0.2.10', reason: 'would fail', argv: ['false'] };
+  it("skips the later actions of the IP whose action failed, and runs the other IP's actions", async () => {
+    const dir = scratch();
+    const failing: Action = { reason: 'fails', argv: ['false'], scope: '192.0.2.10' };
+    const sameIp = touch('192.0.2.10', path.join(dir, 'same-ip'));
+    const otherIp = touch('192.0.2.11', path.join(dir, 'other-ip'));
 
-    const failures = await applyActions([stop([stubborn]), after, other], { sshdPath: 'sshd', log, stopTimeoutMs: 300 });
+    const failures = await applyGatewayActions([failing, sameIp, otherIp], { log });
 
-    expect(failures.map((failure) => failure.action)).toEqual([stop([stubborn])]);
+    expect(failures.map((failure) => failure.action)).toEqual([failing]);
+    expect(fs.existsSync(path.join(dir, 'same-ip'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'other-ip'))).toBe(true);
   });
 });

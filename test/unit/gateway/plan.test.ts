@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { natRestoreInput } from '../../../lib/iptables.js';
 import { natRules } from '../../../lib/rules.js';
-import { plan, planTeardown, type Action, type Desired } from '../../../gateway/plan.js';
+import type { Action } from '../../../lib/action.js';
+import { plan, planGateway, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
 import type { GatewayState } from '../../../gateway/observe.js';
 import { desired, inPlace, IP, names, placement, rules } from './fixtures.js';
 
@@ -12,9 +13,13 @@ const SSHD_START = `ip netns exec ${NS} /usr/sbin/sshd -f ${CONF}`;
 const RESTORE = `ip netns exec ${NS} iptables-restore`;
 
 function commands(actions: readonly Action[]): string[] {
-  return actions.map((action) =>
-    action.kind === 'run' ? action.argv.join(' ') : action.kind === 'write-sshd-config' ? `write ${action.path}` : `stop sessions since ${action.sinceMs}`,
-  );
+  return actions.map((action) => (action.writesFile ? `write ${action.writesFile.path}` : action.argv.join(' ')));
+}
+
+/** The actions, then the session checks that follow the reloads once they took effect. */
+function cycle(wanted: Desired, state: GatewayState): string[] {
+  const planned = planGateway(wanted, state);
+  return [...commands(planned.actions), ...planned.sessionChecks.map((check) => `then check the sessions since ${check.sinceMs}`)];
 }
 
 type Case = [title: string, change: (state: GatewayState, wanted: Desired) => Desired | void, expected: string[]];
@@ -186,7 +191,7 @@ describe('plan', () => {
         changed.forwarder['my-external-service1']!['ssh-tunnel'] += '2050:192.168.122.140:5432,192.168.122.200\n';
         return { ...wanted, rules: { kind: 'ok', rules: changed } };
       },
-      [`write ${CONF}`, 'kill -HUP 4242', 'stop sessions since 1000'],
+      [`write ${CONF}`, 'kill -HUP 4242', 'then check the sessions since 1000'],
     ],
     [
       'leaves every session alone when the rules only take forwarding away',
@@ -278,8 +283,7 @@ describe('plan', () => {
   ])('%s', (_title, change, expected) => {
     const state = inPlace();
     const wanted = change(state, desired()) ?? desired();
-    const actions = plan(wanted, state);
-    expect(commands(actions)).toEqual(expected);
+    expect(cycle(wanted, state)).toEqual(expected);
     // Applying the plan and observing again would find everything in place: no second plan.
     if (expected.length === 0) expect(plan(wanted, inPlace())).toEqual([]);
   });
@@ -287,9 +291,9 @@ describe('plan', () => {
   it('gives iptables-restore the whole nat table of the IP, so that it is replaced in one commit', () => {
     const state = inPlace();
     state.ips[IP]!.nat = { rules: [], chains: [] };
-    const restore = plan(desired(), state).find((action) => action.kind === 'run' && action.argv.includes('iptables-restore'));
+    const restore = plan(desired(), state).find((action) => action.argv.includes('iptables-restore'));
     expect(restore).toMatchObject({ input: natRestoreInput(natRules(rules.gateway[IP]!['iptables-rule'])) });
-    expect(restore?.kind === 'run' && restore.input).toContain('*nat\n:PREROUTING ACCEPT [0:0]');
+    expect(restore?.input).toContain('*nat\n:PREROUTING ACCEPT [0:0]');
   });
 
   it('applies only the rules of the IPs in its own list, whatever else the rules file holds', () => {
@@ -297,17 +301,39 @@ describe('plan', () => {
     expect(actions).toEqual([]);
     const fresh = inPlace();
     fresh.ips[IP]!.nat = { rules: [], chains: [] };
-    const input = plan(desired(), fresh).map((action) => (action.kind === 'run' ? (action.input ?? '') : '')).join('');
+    const input = plan(desired(), fresh).map((action) => action.input ?? '').join('');
     expect(input).toContain('192.168.122.200');
     expect(input).not.toContain('192.168.122.201');
   });
 
   it('names a dedicated user in the sshd config when one is given', () => {
     const actions = plan(desired({ access: { sshUser: 'tunnel' } }), inPlace());
-    const write = actions.find((action) => action.kind === 'write-sshd-config');
-    expect(write?.kind === 'write-sshd-config' && write.content).toMatch(/^AllowUsers tunnel$/m);
-    expect(write?.kind === 'write-sshd-config' && write.content).toMatch(/^PermitRootLogin no$/m);
+    const write = actions.find((action) => action.writesFile !== undefined);
+    expect(write?.argv).toEqual(['/usr/sbin/sshd', '-t', '-f']);
+    expect(write?.writesFile?.content).toMatch(/^AllowUsers tunnel$/m);
+    expect(write?.writesFile?.content).toMatch(/^PermitRootLogin no$/m);
     expect(commands(actions)).toEqual([`write ${CONF}`, 'kill -HUP 4242']);
+  });
+});
+
+describe('stale ssh sessions after a reload', () => {
+  const check: SessionCheck = { ip: IP, netns: NS, listenerPid: 4242, sinceMs: 10_000 };
+
+  it.each<[title: string, processes: { pid: number; startedAtMs: number }[], expected: number[]]>([
+    ['selects the sessions that connected between the previous config and the reload', [{ pid: 5001, startedAtMs: 10_000 }, { pid: 5002, startedAtMs: 15_000 }, { pid: 5003, startedAtMs: 20_000 }], [5001, 5002, 5003]],
+    ['leaves the sessions older than the previous config alone', [{ pid: 4300, startedAtMs: 9_999 }, { pid: 5002, startedAtMs: 15_000 }], [5002]],
+    ['leaves the sessions that connected after the reload took effect alone', [{ pid: 5002, startedAtMs: 15_000 }, { pid: 6000, startedAtMs: 20_001 }], [5002]],
+    ['never selects the listening sshd, whenever it started', [{ pid: 4242, startedAtMs: 15_000 }], []],
+    ['selects nothing when no session connected in between', [], []],
+  ])('%s', (_title, processes, expected) => {
+    expect(selectStaleSessions(check, processes, 20_000)).toEqual(expected);
+  });
+
+  it('plans one stop of the stale sessions, scoped to the IP, that waits for them to exit', () => {
+    const [stop, ...rest] = planStaleSessions(check, [{ pid: 5002, startedAtMs: 15_000 }, { pid: 5001, startedAtMs: 12_000 }], 20_000);
+    expect(rest).toEqual([]);
+    expect(stop).toMatchObject({ argv: ['kill', '5001', '5002'], stops: [5001, 5002], scope: IP });
+    expect(planStaleSessions(check, [{ pid: 4300, startedAtMs: 1 }], 20_000)).toEqual([]);
   });
 });
 
@@ -327,7 +353,7 @@ describe('planTeardown', () => {
     const state = inPlace();
     state.ips[IP]!.pids = [4242, 4300, 4301];
     const [stop] = planTeardown([IP], state, placement);
-    expect(stop).toMatchObject({ argv: ['kill', '4242', '4300', '4301'], waitForExit: [4242, 4300, 4301] });
+    expect(stop).toMatchObject({ argv: ['kill', '4242', '4300', '4301'], stops: [4242, 4300, 4301] });
     expect(stop?.reason).toBe('teardown: stopping sshd and 2 other process(es) in its namespace');
   });
 
