@@ -1,4 +1,4 @@
-import { createControllerProgram } from '../controller/command.js';
+import { buildControllerProgram } from '../controller/command.js';
 import { runCli } from '../lib/cli.js';
 
-await runCli(createControllerProgram());
+await runCli(buildControllerProgram());

@@ -1,8 +1,7 @@
-import { ConfigError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { isPlainObject } from '../lib/yaml.js';
 import type { ObjectSettings } from './settings.js';
-import { readClusterSnapshot, type ClusterSnapshot } from './snapshot.js';
+import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type ClusterSnapshot } from './snapshot.js';
 
 /**
  * What the controller reads each cycle, with a constant number of kubectl calls: the cluster
@@ -69,39 +68,17 @@ async function exists(args: string[], options: ReadOptions): Promise<boolean> {
 }
 
 async function readConfigMap(settings: ObjectSettings, options: ReadOptions): Promise<ObservedConfigMap | undefined> {
-  const argv = ['get', 'configmap', settings.configMapName, '-n', settings.namespace, '-o', 'json', '--ignore-not-found'];
-  const result = await run('kubectl', argv, { signal: options.signal });
-  if (result.stdout.trim() === '') return undefined;
-  const object = parseJson(result.stdout, argv);
+  const object = await kubectlGetJson(['configmap', settings.configMapName, '-n', settings.namespace, '--ignore-not-found'], options);
+  if (object === undefined) return undefined;
   const metadata = isPlainObject(object.metadata) ? object.metadata : {};
   return { data: stringMap(object.data), annotations: stringMap(metadata.annotations), labels: stringMap(metadata.labels) };
 }
 
 async function list(resource: 'pods' | 'services', namespace: string, options: ReadOptions): Promise<NamedObject[]> {
-  const argv = ['get', resource, '-n', namespace, '-o', 'json'];
-  const result = await run('kubectl', argv, { signal: options.signal });
-  const data = parseJson(result.stdout, argv);
-  if (!Array.isArray(data.items)) throw new ConfigError(`kubectl ${argv.join(' ')}`, 'items', 'output is not a list of objects');
   const objects: NamedObject[] = [];
-  for (const item of data.items as unknown[]) {
+  for (const item of await kubectlList([resource, '-n', namespace], options)) {
     if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
     objects.push({ name: item.metadata.name, labels: stringMap(item.metadata.labels) });
   }
   return objects;
-}
-
-function parseJson(text: string, argv: readonly string[]): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = undefined;
-  }
-  if (!isPlainObject(value)) throw new ConfigError(`kubectl ${argv.join(' ')}`, undefined, 'output is not a JSON object');
-  return value;
-}
-
-function stringMap(value: unknown): Record<string, string> {
-  if (!isPlainObject(value)) return {};
-  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }

@@ -130,7 +130,6 @@ export async function runController(settings: ControllerSettings, options: { onc
   const previousWarnings = new Set<string>();
   const cycle = async (signal: AbortSignal): Promise<CycleReport> => {
     const report = await reconcileCycle(settings, { log, signal, previousWarnings });
-    if (report.failures.length > 0) throw new CycleFailedError(failureSummary(report.failures));
     if (report.changes > 0) log.info(`cycle done: ${report.changes} change(s)`);
     else log.debug('cycle done: nothing to change');
     return report;
@@ -139,10 +138,13 @@ export async function runController(settings: ControllerSettings, options: { onc
   if (options.once) {
     await runOnce(async (signal) => {
       const report = await cycle(signal);
+      // Bad input comes first (exit code 2): everything else was applied, or tried.
       if (report.invalid.length > 0) {
         const files = report.invalid.map((invalid) => path.basename(invalid.file)).join(', ');
-        throw new ConfigError(settings.confDir, undefined, `${report.invalid.length} invalid conf file(s): ${files} (everything else was applied)`);
+        const failed = report.failures.length > 0 ? `; ${failureSummary(report.failures)}` : '';
+        throw new ConfigError(settings.confDir, undefined, `${report.invalid.length} invalid conf file(s): ${files} (everything else was applied${failed})`);
       }
+      if (report.failures.length > 0) throw new CycleFailedError(failureSummary(report.failures));
     }, aborter.signal);
     return;
   }
@@ -156,6 +158,7 @@ export async function runController(settings: ControllerSettings, options: { onc
   await runLoop({
     reconcile: async (signal): Promise<ReconcileResult> => {
       const report = await cycle(signal);
+      if (report.failures.length > 0) throw new CycleFailedError(failureSummary(report.failures));
       return report.podsWithoutIP.length > 0 ? { requeueAfterMs: Math.min(POD_IP_REQUEUE_MS, settings.intervalMs) } : {};
     },
     log,

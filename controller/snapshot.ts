@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { ConfigError, errorMessage } from '../lib/errors.js';
+import { ConfigError, errorMessage, OutputError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { isPlainObject } from '../lib/yaml.js';
 
@@ -67,11 +67,7 @@ export interface ReadSnapshotOptions {
  * that a cycle never works from a partial picture.
  */
 export async function readClusterSnapshot(options: ReadSnapshotOptions): Promise<ClusterSnapshot> {
-  const get = async (args: string[]): Promise<unknown[]> => {
-    const argv = ['get', ...args, '-o', 'json'];
-    const result = await run('kubectl', argv, { signal: options.signal, timeoutMs: options.timeoutMs });
-    return listItems(result.stdout, `kubectl ${argv.join(' ')}`);
-  };
+  const get = (args: string[]): Promise<unknown[]> => kubectlList(args, options);
   const [pods, services, endpoints] = await Promise.all([
     get(['pods', '-n', options.namespace]),
     get(['services', '--all-namespaces']),
@@ -89,18 +85,32 @@ export function snapshotFromObjects(objects: { pods: unknown[]; services: unknow
   };
 }
 
-function listItems(stdout: string, source: string): unknown[] {
+/**
+ * `kubectl get ARGS -o json` as an object (undefined when `--ignore-not-found` printed nothing).
+ * Output that is not a JSON object is an OutputError: kubectl's, not the user's, fault.
+ */
+export async function kubectlGetJson(args: readonly string[], options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined }): Promise<Record<string, unknown> | undefined> {
+  const argv = ['get', ...args, '-o', 'json'];
+  const result = await run('kubectl', argv, { signal: options.signal, timeoutMs: options.timeoutMs });
+  if (result.stdout.trim() === '' && args.includes('--ignore-not-found')) return undefined;
   let data: unknown;
   try {
-    data = JSON.parse(stdout);
+    data = JSON.parse(result.stdout);
   } catch {
-    throw new ConfigError(source, undefined, 'output is not JSON');
+    data = undefined;
   }
-  if (!isPlainObject(data) || !Array.isArray(data.items)) throw new ConfigError(source, 'items', 'output is not a list of objects');
+  if (!isPlainObject(data)) throw new OutputError(`kubectl ${argv.join(' ')}: output is not a JSON object`);
+  return data;
+}
+
+/** The `items` of `kubectl get ARGS -o json`. */
+export async function kubectlList(args: readonly string[], options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined }): Promise<unknown[]> {
+  const data = await kubectlGetJson(args, options);
+  if (!Array.isArray(data?.items)) throw new OutputError(`kubectl get ${args.join(' ')} -o json: output is not a list of objects`);
   return data.items;
 }
 
-function stringMap(value: unknown): Record<string, string> {
+export function stringMap(value: unknown): Record<string, string> {
   if (!isPlainObject(value)) return {};
   return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }

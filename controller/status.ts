@@ -1,8 +1,9 @@
 import path from 'node:path';
+import { EXIT, type ExitCode } from '../lib/cli.js';
 import { desiredRules, readConf, resolveConf, type ConfEntry } from './desired.js';
 import { DELIVERED_ANNOTATION, isManaged, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster, type ObservedCluster } from './observe.js';
-import { serviceDifference } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, planObjects, planPublish, serviceDifference } from './plan.js';
 import type { ObjectSettings } from './settings.js';
 
 /**
@@ -33,6 +34,11 @@ export interface StatusReport {
   problems: string[];
 }
 
+/**
+ * The problems are what the next cycle would do (the reasons of the actions plan() would take,
+ * and the gateway hosts it would copy the rules to), plus the invalid conf files and the pods
+ * still waiting for an IP; the rest of the report shows what is in place.
+ */
 export function buildStatus(
   confDir: string,
   entries: readonly ConfEntry[],
@@ -43,26 +49,25 @@ export function buildStatus(
   const annotations = observed.configMap?.annotations ?? {};
   const conf = resolveConf(entries, parseStringMap(annotations[LAST_VALID_ANNOTATION]));
   const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
-  const problems: string[] = [];
-
-  for (const invalid of conf.invalid) {
-    problems.push(`invalid conf file ${invalid.file}${invalid.lastValidInForce ? ' (its last valid version is in force)' : ''}`);
-  }
-
-  const objects: StatusReport['objects'] = [];
-  const exists = (kind: string, name: string, present: boolean): void => {
-    objects.push({ kind, name, state: present ? 'present' : 'missing' });
-    if (!present) problems.push(`${kind} ${name} is missing`);
-  };
-  exists('namespace', settings.namespace, observed.namespaceExists);
-  exists('secret', settings.secretName, observed.secretExists);
-  if (!observed.configMap) {
-    exists('configmap', settings.configMapName, false);
-  } else {
-    const current = observed.configMap.data[settings.configMapKey] === rules.text;
-    objects.push({ kind: 'configmap', name: settings.configMapName, state: current ? 'holds the current rules' : 'holds older rules' });
-    if (!current) problems.push(`ConfigMap ${settings.configMapName} does not hold the current rules`);
-  }
+  const delivered = parseStringMap(annotations[DELIVERED_ANNOTATION]);
+  const hosts = gatewayHosts ?? Object.keys(delivered).sort();
+  const delivery = { hosts, delivered, rulesSha256: rules.sha256 };
+  // Only the contents of the objects depend on the image and the key, not which actions are planned.
+  const planned = [
+    ...planObjects(
+      { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
+      {
+        namespaceExists: observed.namespaceExists,
+        secretExists: observed.secretExists,
+        configMapExists: observed.configMap !== undefined,
+        pods: observed.snapshot.pods,
+        services: observed.snapshot.services,
+      },
+      { ...settings, image: '', sshKeyPath: '' },
+    ),
+    ...planPublish({ rules: rules.text, delivered: deliveredAfter(delivery, new Set()), lastValid: conf.lastValid }, configMapAfterInit(observed.configMap, settings), settings),
+  ];
+  const lacking = new Set(hostsLacking(hosts, delivered, rules.sha256));
 
   const pods = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod]));
   const services = new Map(
@@ -71,55 +76,44 @@ export function buildStatus(
   const fallbackFiles = new Set(conf.invalid.filter((invalid) => invalid.lastValidInForce).map((invalid) => invalid.file));
   const externalServices = conf.services.map((service): ExternalServiceStatus => {
     const pod = pods.get(service.name);
-    let podState: string;
-    if (!pod) {
-      podState = 'missing';
-      problems.push(`forwarder pod ${service.name} is missing`);
-    } else if (pod.podIP === undefined) {
-      podState = 'no IP yet';
-      problems.push(`forwarder pod ${service.name} has no IP yet`);
-    } else {
-      podState = `${pod.podIP}${isManaged(pod.labels) ? '' : ' (not created by this controller)'}`;
-    }
+    const podState = !pod ? 'missing' : pod.podIP === undefined ? 'no IP yet' : `${pod.podIP}${isManaged(pod.labels) ? '' : ' (not created by this controller)'}`;
     const existing = services.get(service.name);
-    let serviceState: string;
-    if (service.ports.length === 0) {
-      serviceState = existing ? 'present, but the ExternalService has no ports' : 'none (no ports)';
-      if (existing && isManaged(existing.labels)) problems.push(`service ${service.name} should be deleted (no ports)`);
-    } else if (!existing) {
-      serviceState = 'missing';
-      problems.push(`service ${service.name} is missing`);
-    } else {
-      const difference = serviceDifference(service, existing);
-      serviceState = difference === undefined ? `${existing.clusterIP ?? 'no cluster IP'}` : `outdated: ${difference}`;
-      if (difference !== undefined) problems.push(`service ${service.name} is outdated: ${difference}`);
-    }
+    const difference = existing && serviceDifference(service, existing);
+    const serviceState =
+      service.ports.length === 0
+        ? existing ? 'present, but the ExternalService has no ports' : 'none (no ports)'
+        : !existing ? 'missing' : difference === undefined ? `${existing.clusterIP ?? 'no cluster IP'}` : `outdated: ${difference}`;
     return { name: service.name, file: service.file, fromLastValid: fallbackFiles.has(service.file), pod: podState, service: serviceState };
   });
 
-  const delivered = parseStringMap(annotations[DELIVERED_ANNOTATION]);
-  const hosts = gatewayHosts ?? Object.keys(delivered).sort();
-  const gateways = hosts.map((host) => {
-    const sha = delivered[host];
-    const state = sha === rules.sha256 ? 'holds the current rules' : sha === undefined ? 'has never received rules' : 'holds older rules';
-    if (sha !== rules.sha256) problems.push(`gateway ${host} ${state}`);
-    return { host, state };
-  });
-  if (hosts.length === 0) problems.push('no gateway host is known (set GATEWAY_NODE_IP)');
-
+  const gateways = hosts.map((host) => ({
+    host,
+    state: !lacking.has(host) ? 'holds the current rules' : delivered[host] === undefined ? 'has never received rules' : 'holds older rules',
+  }));
   const wanted = new Set(conf.services.map((service) => service.name));
   const leftovers = [
     ...[...pods.values()].filter((pod) => isManaged(pod.labels) && !wanted.has(pod.name)).map((pod) => `pod ${pod.name}`),
     ...[...services.values()].filter((service) => isManaged(service.labels) && !wanted.has(service.name)).map((service) => `service ${service.name}`),
   ].sort();
-  for (const leftover of leftovers) problems.push(`${leftover} is left over (no ExternalService)`);
 
+  const problems = [
+    ...conf.invalid.map((invalid) => `invalid conf file ${invalid.file}${invalid.lastValidInForce ? ' (its last valid version is in force)' : ''}`),
+    ...planned.map((action) => action.reason),
+    ...gateways.filter((gateway) => lacking.has(gateway.host)).map((gateway) => `gateway ${gateway.host} ${gateway.state}`),
+    ...externalServices.filter((service) => service.pod === 'no IP yet').map((service) => `forwarder pod ${service.name} has no IP yet`),
+    ...(hosts.length === 0 ? ['no gateway host is known (set GATEWAY_NODE_IP)'] : []),
+  ];
+  const configMapCurrent = observed.configMap?.data[settings.configMapKey] === rules.text;
   return {
     confDir,
     confFiles: entries.length,
     invalid: conf.invalid.map((invalid) => ({ file: invalid.file, errors: invalid.errors.map((error) => error.message), lastValidInForce: invalid.lastValidInForce })),
     namespace: settings.namespace,
-    objects,
+    objects: [
+      { kind: 'namespace', name: settings.namespace, state: observed.namespaceExists ? 'present' : 'missing' },
+      { kind: 'secret', name: settings.secretName, state: observed.secretExists ? 'present' : 'missing' },
+      { kind: 'configmap', name: settings.configMapName, state: !observed.configMap ? 'missing' : configMapCurrent ? 'holds the current rules' : 'holds older rules' },
+    ],
     externalServices,
     gateways,
     leftovers,
@@ -153,16 +147,16 @@ export function formatStatus(report: StatusReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Reads and prints the status; returns false when something is wrong or not yet applied. */
-export async function runStatus(
+/** Reads and prints the status; the exit code is 2 when a conf file is invalid, else 1 when anything is not applied. */
+export async function showControllerStatus(
   confDir: string,
   settings: ObjectSettings,
   gatewayHosts: readonly string[] | undefined,
   output: { write(text: string): unknown },
-): Promise<boolean> {
+): Promise<ExitCode> {
   const entries = await readConf(confDir);
   const observed = await observeCluster(settings);
   const report = buildStatus(confDir, entries, observed, settings, gatewayHosts);
   output.write(formatStatus(report));
-  return report.problems.length === 0;
+  return report.invalid.length > 0 ? EXIT.badInput : report.problems.length > 0 ? EXIT.failed : EXIT.ok;
 }

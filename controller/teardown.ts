@@ -13,7 +13,7 @@ import type { ObjectSettings } from './settings.js';
  * listed ExternalServices and any the controller left (by label), then the ConfigMap, the secret
  * and the namespace, each only if it exists. Nothing to delete is a success.
  */
-export async function runTeardown(confDir: string, settings: ObjectSettings, log: Logger): Promise<void> {
+export async function teardownController(confDir: string, settings: ObjectSettings, log: Logger): Promise<void> {
   const aborter = abortOnSignals(log);
   const names: string[] = [];
   try {

@@ -3,7 +3,7 @@ import type { Logger } from '../lib/log.js';
 import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { applyForwarderActions } from './apply.js';
-import type { ForwarderSettings } from './command.js';
+import type { ForwarderSettings } from './settings.js';
 import { readDesired } from './desired.js';
 import { observe } from './observe.js';
 import { plan } from './plan.js';

@@ -1,6 +1,7 @@
+import { EXIT, type ExitCode } from '../lib/cli.js';
 import { errorMessage } from '../lib/errors.js';
 import { canonicalRule, type NatRule } from '../lib/iptables.js';
-import type { ForwarderSettings } from './command.js';
+import type { ForwarderSettings } from './settings.js';
 import { readDesired, type DesiredState } from './desired.js';
 import { observe, type ObservedState } from './observe.js';
 import { plan, planNat } from './plan.js';
@@ -124,10 +125,10 @@ export function formatStatus(report: StatusReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Prints the status on stdout; exit code 1 when anything differs or the data file is unusable. */
-export async function showStatus(settings: ForwarderSettings): Promise<void> {
+/** Prints the status; the exit code is 2 when the data file is unusable, else 1 when anything differs. */
+export async function showForwarderStatus(settings: ForwarderSettings, output: { write(text: string): unknown }): Promise<ExitCode> {
   const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser).catch((error: unknown) => ({ error: errorMessage(error) }));
   const report = buildStatus(settings, desired, await observe(settings));
-  process.stdout.write(formatStatus(report));
-  if (!report.inSync) process.exitCode = 1;
+  output.write(formatStatus(report));
+  return report.dataError !== undefined ? EXIT.badInput : report.inSync ? EXIT.ok : EXIT.failed;
 }

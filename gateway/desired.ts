@@ -1,9 +1,9 @@
 import { PRIVSEP_DIR } from './observe.js';
-import type { GatewayOptions } from './options.js';
+import type { GatewaySettings } from './settings.js';
 import type { Desired } from './plan.js';
 import type { RulesState } from './rules-file.js';
 
-export function buildDesired(options: GatewayOptions, ips: readonly string[], rules: RulesState): Desired {
+export function buildDesired(options: GatewaySettings, ips: readonly string[], rules: RulesState): Desired {
   return {
     ips,
     placement: options.placement,

@@ -5,7 +5,7 @@ import { applyGatewayActions } from './apply.js';
 import { buildDesired } from './desired.js';
 import { readIpsConf } from './ipsconf.js';
 import { observe, observeSessions, PRIVSEP_DIR } from './observe.js';
-import type { GatewayOptions } from './options.js';
+import type { GatewaySettings } from './settings.js';
 import { planGateway, planStaleSessions, type Desired } from './plan.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
 
@@ -19,7 +19,7 @@ export class GatewayReconciler {
   private lastRulesNote = '';
 
   constructor(
-    private readonly options: GatewayOptions,
+    private readonly options: GatewaySettings,
     private readonly log: Logger,
   ) {}
 

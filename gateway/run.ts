@@ -1,24 +1,26 @@
+import { inputProblems } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { runLoop } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
-import type { GatewayOptions } from './options.js';
+import type { GatewaySettings } from './settings.js';
 import { GatewayReconciler } from './reconcile.js';
 
 /**
  * `gateway [--once] IPS_CONF`: one cycle, or the loop that reconciles every interval and soon
  * after IPS_CONF or the rules file changes, until SIGINT/SIGTERM.
  */
-export async function runGateway(options: GatewayOptions, once: boolean): Promise<void> {
+export async function runGateway(options: GatewaySettings, once: boolean): Promise<void> {
   const log = createLogger('gateway');
   const reconciler = new GatewayReconciler(options, log);
+  const controller = abortOnSignals(log);
   if (once) {
-    const problems = await reconciler.cycle();
-    if (problems.length > 0) throw new Error(problems.join('; '));
+    // Bad input (a malformed rules file) is reported after everything else was applied.
+    const problems = await reconciler.cycle(controller.signal);
+    if (problems.length > 0) throw inputProblems(problems);
     return;
   }
   // Bad input at start is an error; later, the last valid IP list stays in force.
-  await reconciler.desired([]);
-  const controller = abortOnSignals(log);
+  reconciler.desired([]);
   log.info('starting', {
     ips: options.ipsConf,
     rules: options.rulesFile,

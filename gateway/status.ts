@@ -3,8 +3,9 @@ import type { LinkState } from './ip-json.js';
 import { readIpsConf } from './ipsconf.js';
 import { namesFor } from './names.js';
 import { observe, PRIVSEP_DIR, type GatewayState, type IpState } from './observe.js';
-import type { GatewayOptions } from './options.js';
+import type { GatewaySettings } from './settings.js';
 import type { Action } from '../lib/action.js';
+import { EXIT, type ExitCode } from '../lib/cli.js';
 import { natTableMatches } from '../lib/iptables.js';
 import { desiredNat, plan } from './plan.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
@@ -15,7 +16,7 @@ import { readRulesFile, type RulesState } from './rules-file.js';
  * wrong.
  */
 
-function ipFacts(ip: string, state: IpState | undefined, options: GatewayOptions, rules: RulesState): string[] {
+function ipFacts(ip: string, state: IpState | undefined, options: GatewaySettings, rules: RulesState): string[] {
   const names = namesFor(ip, options.placement);
   if (!state) return ['not observed'];
   const device: LinkState | undefined = state.links.find((link) => link.name === names.device);
@@ -41,7 +42,7 @@ function ipFacts(ip: string, state: IpState | undefined, options: GatewayOptions
   ];
 }
 
-export function renderStatus(ips: readonly string[], state: GatewayState, actions: readonly Action[], options: GatewayOptions, rules: RulesState): string {
+export function renderStatus(ips: readonly string[], state: GatewayState, actions: readonly Action[], options: GatewaySettings, rules: RulesState): string {
   const lines: string[] = [];
   const rulesLine =
     rules.kind === 'ok' ? `${options.rulesFile}: ok` : rules.kind === 'absent' ? `${options.rulesFile}: absent (no rules yet)` : `WRONG: ${rules.reason}`;
@@ -61,11 +62,12 @@ export function renderStatus(ips: readonly string[], state: GatewayState, action
   return `${lines.join('\n')}\n`;
 }
 
-export async function statusGateway(options: GatewayOptions): Promise<boolean> {
+/** Prints the status; the exit code is 2 when the rules file is invalid, else 1 when the next cycle has anything to do. */
+export async function showGatewayStatus(options: GatewaySettings, output: { write(text: string): unknown }): Promise<ExitCode> {
   const ips = readIpsConf(options.ipsConf);
   const rules = readRulesFile(options.rulesFile);
   const state = await observe(ips, { ...options.placement, hostKeyDir: options.hostKeyDir, privsepDir: PRIVSEP_DIR });
   const actions = plan(buildDesired(options, ips, rules), state);
-  process.stdout.write(renderStatus(ips, state, actions, options, rules));
-  return actions.length === 0 && rules.kind !== 'invalid';
+  output.write(renderStatus(ips, state, actions, options, rules));
+  return rules.kind === 'invalid' ? EXIT.badInput : actions.length > 0 ? EXIT.failed : EXIT.ok;
 }

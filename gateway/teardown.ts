@@ -1,4 +1,5 @@
 import { createLogger } from '../lib/log.js';
+import { abortOnSignals } from '../lib/signals.js';
 import { applyGatewayActions } from './apply.js';
 import { readIpsConf } from './ipsconf.js';
 import type { Placement } from './names.js';
@@ -11,14 +12,15 @@ import { planTeardown } from './plan.js';
  */
 export async function teardownGateway(ipsConf: string, placement: Placement): Promise<void> {
   const log = createLogger('gateway');
+  const aborter = abortOnSignals(log);
   const ips = readIpsConf(ipsConf);
-  const state = await observe(ips, { ...placement, privsepDir: PRIVSEP_DIR });
+  const state = await observe(ips, { ...placement, privsepDir: PRIVSEP_DIR }, aborter.signal);
   const actions = planTeardown(ips, state, placement);
   if (actions.length === 0) {
     log.info('nothing to remove', { ips: ips.length });
     return;
   }
-  const failures = await applyGatewayActions(actions, { log });
+  const failures = await applyGatewayActions(actions, { log, signal: aborter.signal });
   if (failures.length > 0) throw new Error(`teardown: ${failures.length} action(s) failed`);
   log.info('torn down', { ips: ips.length });
 }

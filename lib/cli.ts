@@ -1,48 +1,57 @@
-import { CommanderError, type Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { AbortedError } from './action.js';
 import { CommandError, ConfigError, errorMessage } from './errors.js';
 
 /**
- * What every bin/ entry point does: parse, run, and turn an error into one clear message on
- * stderr and an exit code (2 for bad input, 1 for anything else).
+ * What every bin/ program shares: the program's frame (help, exit codes) and the one place that
+ * turns an outcome into an exit code.
+ */
+
+/** The exit codes of all three programs. */
+export const EXIT = {
+  ok: 0,
+  /** A step failed, or (status) something is not applied yet; also a second SIGINT/SIGTERM. */
+  failed: 1,
+  /** Bad input: an invalid file or setting, or a usage error. */
+  badInput: 2,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+const EXIT_HELP = `
+Exit codes: 0 ok; 1 a step failed or (status) something is not applied yet; 2 bad input (an invalid
+file or setting) or usage. SIGINT/SIGTERM stop between two steps; a second one ends the program at
+once with exit code 1.`;
+
+/** A program with the common frame; its commands are added by the component. */
+export function createProgram(name: string, description: string): Command {
+  return new Command(name).description(description).showHelpAfterError().addHelpText('after', EXIT_HELP);
+}
+
+/** Sets the exit code of a command that finished without an error (e.g. status). */
+export function exitWith(code: ExitCode): void {
+  process.exitCode = code;
+}
+
+/** The exit code for an error that ended a command. */
+export function exitCodeFor(error: unknown): ExitCode {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+  return error instanceof ConfigError ? EXIT.badInput : EXIT.failed;
+}
+
+/**
+ * Parses the command line, runs the command, and turns an error into one clear message on
+ * stderr and its exit code.
  */
 export async function runCli(program: Command, argv: readonly string[] = process.argv): Promise<void> {
   program.exitOverride();
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // commander has printed its own message (or the help) already.
-      process.exitCode = error.exitCode;
-      return;
-    }
-    const message = error instanceof CommandError ? error.message : errorMessage(error);
+    process.exitCode = exitCodeFor(error);
+    // commander has printed its own message (or the help) already.
+    if (error instanceof CommanderError) return;
+    const message = error instanceof CommandError || error instanceof AbortedError ? error.message : errorMessage(error);
     process.stderr.write(`${program.name()}: ${message}\n`);
-    process.exitCode = error instanceof ConfigError ? 2 : 1;
   }
-}
-
-/** The error for a required setting that was given neither by flag nor by environment variable. */
-export function missingSetting(variable: string, flag: string): ConfigError {
-  return new ConfigError('environment', variable, `${variable} is required to be passed as an environment variable (or ${flag})`);
-}
-
-/** A required setting (flag or environment variable), trimmed, or the ConfigError naming it. */
-export function requiredSetting(value: string | undefined, variable: string, flag: string): string {
-  if (value === undefined || value.trim() === '') throw missingSetting(variable, flag);
-  return value.trim();
-}
-
-/** Parses a positive number of seconds from a flag or an environment variable. */
-export function parseSeconds(value: string, variable: string): number {
-  const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError('environment', variable, `must be a positive number of seconds, not "${value}"`);
-  return seconds;
-}
-
-/** `on` or `off` (also yes/no, true/false, 1/0) from a flag or an environment variable. */
-export function onOff(value: string, variable: string): boolean {
-  const word = value.trim().toLowerCase();
-  if (['on', 'yes', 'true', '1'].includes(word)) return true;
-  if (['off', 'no', 'false', '0'].includes(word)) return false;
-  throw new ConfigError('environment', variable, `must be on or off, not "${value}"`);
 }

@@ -63,6 +63,17 @@ export class ConfigError extends Error {
   }
 }
 
+/** Problems with the input, each already stated in full (naming its file), as one ConfigError. */
+export function inputProblems(messages: readonly string[]): ConfigError {
+  const text = messages.join('; ');
+  return Object.assign(new ConfigError('input', undefined, text), { message: text });
+}
+
+/** A program we ran printed something we cannot understand: not bad input from the user (exit code 1). */
+export class OutputError extends Error {
+  override name = 'OutputError';
+}
+
 /** An error that retrying will not fix (the loop waits for a change instead of backing off). */
 export class TerminalError extends Error {
   override name = 'TerminalError';

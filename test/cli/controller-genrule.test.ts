@@ -173,13 +173,13 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
     expect(result.stderr).toContain(`${file}: pods: must be a list`);
   });
 
-  it('validate reports every problem of every file and exits 1, without calling kubectl', async () => {
+  it('validate reports every problem of every file and exits 2, without calling kubectl', async () => {
     fs.writeFileSync(path.join(conf, 'a.yaml'), SAMPLE);
     fs.writeFileSync(path.join(conf, 'b.yaml'), externalService('Bad_Name', '1.2.3', 'my-service1'));
     fs.writeFileSync(path.join(conf, 'c.yml'), '');
     fs.writeFileSync(path.join(conf, '.hidden.yaml'), 'not: [valid');
     const result = await controller(['validate', conf]);
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(2);
     expect(result.stdout).toBe('');
     const b = path.join(conf, 'b.yaml');
     expect(result.stderr).toContain(`${b}: metadata.name: "Bad_Name" is not a DNS-1035 label`);

@@ -24,7 +24,7 @@ describe('controller status', () => {
     await bench.teardownAndExpectClean();
   });
 
-  it('reports invalid files, missing pods, outdated rules and gateways without the current rules, and exits 1', async () => {
+  it('reports invalid files, missing pods, outdated rules and gateways without the current rules, and exits 2 for the invalid file', async () => {
     bench = new ControllerBench('gw1');
     bench.seedReadmeCluster();
     bench.writeConf('a.yaml', externalService('es-a'));
@@ -34,11 +34,12 @@ describe('controller status', () => {
     bench.writeConf('c.yaml', externalService('es-c', { targetIP: '192.168.122.99' }));
 
     const result = await bench.run(['status', bench.conf], { GATEWAY_NODE_IP: 'gw1,gw9' });
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(2);
     expect(result.stdout).toContain('es-a (a.yaml, last valid version): pod 10.244.1.1');
     expect(result.stdout).toContain('a.yaml: metadata: is missing');
-    expect(result.stdout).toContain('forwarder pod es-c is missing');
-    expect(result.stdout).toContain('ConfigMap external-service-data does not hold the current rules');
+    expect(result.stdout).toContain('create forwarder pod es-c (missing)');
+    expect(result.stdout).toContain('configmap external-service-data: holds older rules');
+    expect(result.stdout).toContain('publish ConfigMap external-service-data (new rules, delivery state, last valid conf)');
     expect(result.stdout).toContain('gateway gw1 holds older rules');
     expect(result.stdout).toContain('gateway gw9 has never received rules');
     await bench.teardownAndExpectClean();

@@ -203,13 +203,13 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     expect(Object.keys(state().namespaces).sort()).toEqual(['', 'nsc0a87ac8']);
   });
 
-  it('keeps the applied rules and exits 1 naming the file when the rules file is malformed', async () => {
+  it('keeps the applied rules and exits 2 naming the file when the rules file is malformed', async () => {
     expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
     newCalls();
     const before = state().namespaces.nsc0a87ac8!.nat;
     fs.writeFileSync(paths.rules, '"gateway":\n  "192.168.122.200":\n    "iptables-rule": |\n      PREROUTING -t nat -j\n');
     const result = await gateway(['--once', paths.ips]);
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(`${paths.rules}: gateway.192.168.122.200.iptables-rule line 1`);
     expect(changes(newCalls())).toEqual([]);
     expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);

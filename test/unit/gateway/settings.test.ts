@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../lib/errors.js';
-import { gatewayOptions, parseNetmask, type RawOptions } from '../../../gateway/options.js';
+import { parseNetmask, resolveGatewaySettings } from '../../../gateway/settings.js';
 
-const raw: RawOptions = {
+const raw: Record<string, string | undefined> = {
   netnsPrefix: 'ns',
   runDir: '/run',
   nic: 'eth0',
@@ -13,7 +13,7 @@ const raw: RawOptions = {
   hostKeyDir: '/etc/ssh',
 };
 
-describe('gateway options', () => {
+describe('gateway settings', () => {
   it.each([
     ['24', 24],
     ['32', 32],
@@ -41,13 +41,13 @@ describe('gateway options', () => {
     [{ interval: '0' }, 'INTERVAL'],
     [{ sshCiphers: 'aes128-gcm@openssh.com,blowfish' }, 'SSH_CIPHERS: "blowfish" is not an OpenSSH cipher'],
   ])('rejects %o with a clear message', (change, message) => {
-    expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(ConfigError);
-    expect(() => gatewayOptions('ips.conf', { ...raw, ...change })).toThrow(message);
+    expect(() => resolveGatewaySettings('ips.conf', { ...raw, ...change })).toThrow(ConfigError);
+    expect(() => resolveGatewaySettings('ips.conf', { ...raw, ...change })).toThrow(message);
   });
 
   it('keeps the defaults of the original', () => {
-    const options = gatewayOptions('/etc/ips.conf', raw);
-    expect(options).toMatchObject({
+    const settings = resolveGatewaySettings('/etc/ips.conf', raw);
+    expect(settings).toMatchObject({
       ipsConf: '/etc/ips.conf',
       placement: { netnsPrefix: 'ns', runDir: '/run' },
       network: { nic: 'eth0', prefixLength: 24, defaultGateway: '192.168.122.1' },
@@ -57,7 +57,7 @@ describe('gateway options', () => {
   });
 
   it('lets the sshds accept AES-GCM and chacha20-poly1305 only, unless SSH_CIPHERS says otherwise', () => {
-    expect(gatewayOptions('ips.conf', raw).ciphers).toEqual(['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com']);
-    expect(gatewayOptions('ips.conf', { ...raw, sshCiphers: 'chacha20-poly1305@openssh.com' }).ciphers).toEqual(['chacha20-poly1305@openssh.com']);
+    expect(resolveGatewaySettings('ips.conf', raw).ciphers).toEqual(['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com']);
+    expect(resolveGatewaySettings('ips.conf', { ...raw, sshCiphers: 'chacha20-poly1305@openssh.com' }).ciphers).toEqual(['chacha20-poly1305@openssh.com']);
   });
 });

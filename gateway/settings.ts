@@ -1,0 +1,133 @@
+import path from 'node:path';
+import { GATEWAY_CIPHERS, parseCipherList } from '../lib/ciphers.js';
+import { isIPv4 } from '../lib/ipv4.js';
+import { INTERVAL, invalid, matching, optional, readSettings, required, withDefault, type Parse } from '../lib/settings.js';
+import type { Placement } from './names.js';
+import type { Network } from './plan.js';
+
+/**
+ * The gateway's settings: each a flag and an environment variable (both shown in --help), with
+ * the original's defaults, checked once here. Later code trusts them.
+ */
+
+export interface GatewaySettings {
+  ipsConf: string;
+  placement: Placement;
+  network: Network;
+  rulesFile: string;
+  sshdPath: string;
+  hostKeyDir: string;
+  sshUser?: string | undefined;
+  authorizedKeysFile?: string | undefined;
+  /** The ciphers the sshds accept. */
+  ciphers: string[];
+  intervalMs: number;
+}
+
+/** 24 or 255.255.255.0 -> 24. */
+export function parseNetmask(value: string, env = 'NETMASK'): number {
+  if (/^\d{1,2}$/.test(value) && Number(value) <= 32) return Number(value);
+  if (isIPv4(value)) {
+    const bits = value
+      .split('.')
+      .map((octet) => Number(octet).toString(2).padStart(8, '0'))
+      .join('');
+    if (/^1*0*$/.test(bits)) return bits.indexOf('0') === -1 ? 32 : bits.indexOf('0');
+  }
+  throw invalid(env, `"${value}" is neither a prefix length (0-32) nor a netmask like 255.255.255.0`);
+}
+
+/** A path that goes into an sshd config: made absolute, and without whitespace. */
+const configPath: Parse<string> = (value, env) => {
+  const resolved = path.resolve(value);
+  if (/\s/.test(resolved)) throw invalid(env, `"${value}" must not contain whitespace`);
+  return resolved;
+};
+
+const ipv4: Parse<string> = (value, env) => {
+  if (!isIPv4(value)) throw invalid(env, `"${value}" is not an IPv4 address`);
+  return value;
+};
+
+export const GATEWAY_SETTINGS = {
+  netnsPrefix: withDefault({
+    flag: '--netns-prefix <prefix>',
+    env: 'NETNS_PREFIX',
+    default: 'ns',
+    help: "name prefix of each IP's network namespace (ns<hex>)",
+    parse: matching(/^[\w.-]{0,40}$/, "a prefix of at most 40 letters, digits, '_', '.', '-'"),
+  }),
+  runDir: withDefault({ flag: '--run-dir <dir>', env: 'RUN_DIR', default: '/run', help: 'directory of the sshd pid files (sshd-<hex>.pid) and generated configs', parse: configPath }),
+  nic: required({ flag: '--nic <device>', env: 'NIC', help: 'host network device the macvlan devices hang off', parse: matching(/^[^\s/:]{1,15}$/, 'a network device name') }),
+  netmask: required({ flag: '--netmask <bits>', env: 'NETMASK', help: 'prefix length (24) or netmask (255.255.255.0) of the IPs', parse: parseNetmask }),
+  defaultGateway: required({ flag: '--default-gateway <ip>', env: 'DEFAULT_GATEWAY', help: 'default route of each IP namespace', parse: ipv4 }),
+  rulesFile: withDefault({ flag: '--rules-file <file>', env: 'RULES_FILE', default: '/tmp/rules.yaml', help: 'rules YAML sent by the controller', parse: (value) => path.resolve(value) }),
+  sshdPath: withDefault({
+    flag: '--sshd-path <file>',
+    env: 'SSHD_PATH',
+    default: '/usr/sbin/sshd',
+    help: 'sshd program (absolute path)',
+    // sshd re-executes itself (on start and on SIGHUP) and insists on an absolute path.
+    parse: (value, env) => {
+      if (!path.isAbsolute(value)) throw invalid(env, `"${value}" must be an absolute path`);
+      return value;
+    },
+  }),
+  hostKeyDir: withDefault({
+    flag: '--host-key-dir <dir>',
+    env: 'HOST_KEY_DIR',
+    default: '/etc/ssh',
+    help: 'where ssh_host_*_key files are used from (if none, one is generated into the run dir)',
+    parse: configPath,
+  }),
+  sshUser: optional({
+    flag: '--ssh-user <user>',
+    env: 'SSH_USER',
+    help: 'the only user the sshds let in (default: any user with a key; root by key only)',
+    parse: matching(/^[a-z_][\w.-]{0,31}$/i, 'a user name'),
+  }),
+  authorizedKeysFile: optional({
+    flag: '--authorized-keys-file <file>',
+    env: 'AUTHORIZED_KEYS_FILE',
+    help: "AuthorizedKeysFile for the sshds (default: sshd's ~/.ssh/authorized_keys)",
+    parse: (value, env) => {
+      if (/\s/.test(value) || !(value.startsWith('/') || value.startsWith('%'))) {
+        throw invalid(env, `"${value}" must be an absolute path (or start with an sshd token like %h) without whitespace`);
+      }
+      return value;
+    },
+  }),
+  sshCiphers: withDefault({
+    flag: '--ssh-ciphers <list>',
+    env: 'SSH_CIPHERS',
+    default: GATEWAY_CIPHERS.join(','),
+    help: 'the only ciphers the sshds accept, separated by commas',
+    parse: parseCipherList,
+  }),
+  interval: INTERVAL,
+};
+
+/** The settings of `teardown`: where the IPs were set up. */
+export const PLACEMENT_KEYS = ['netnsPrefix', 'runDir'] as const;
+/** The settings of `run` and `status`. */
+export const GATEWAY_KEYS = Object.keys(GATEWAY_SETTINGS) as (keyof typeof GATEWAY_SETTINGS)[];
+
+export function resolvePlacement(parsed: Record<string, unknown>): Placement {
+  return readSettings(GATEWAY_SETTINGS, PLACEMENT_KEYS, parsed);
+}
+
+export function resolveGatewaySettings(ipsConf: string, parsed: Record<string, unknown>): GatewaySettings {
+  const values = readSettings(GATEWAY_SETTINGS, GATEWAY_KEYS, parsed);
+  return {
+    ipsConf: path.resolve(ipsConf),
+    placement: { netnsPrefix: values.netnsPrefix, runDir: values.runDir },
+    network: { nic: values.nic, prefixLength: values.netmask, defaultGateway: values.defaultGateway },
+    rulesFile: values.rulesFile,
+    sshdPath: values.sshdPath,
+    hostKeyDir: values.hostKeyDir,
+    sshUser: values.sshUser,
+    authorizedKeysFile: values.authorizedKeysFile,
+    ciphers: values.sshCiphers,
+    intervalMs: values.interval,
+  };
+}
