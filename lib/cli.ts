@@ -23,9 +23,16 @@ Exit codes: 0 ok; 1 a step failed or (status) something is not applied yet; 2 ba
 file or setting) or usage. SIGINT/SIGTERM stop between two steps; a second one ends the program at
 once with exit code 1.`;
 
-/** A program with the common frame; its commands are added by the component. */
+/**
+ * A program with the common frame; its commands are added by the component, after this, so that
+ * they inherit exitOverride (commander then throws instead of exiting, and runCli sets the code).
+ */
 export function createProgram(name: string, description: string): Command {
-  return new Command(name).description(description).showHelpAfterError().addHelpText('after', EXIT_HELP);
+  return new Command(name)
+    .description(description)
+    .exitOverride()
+    .showHelpAfterError()
+    .addHelpText('after', `\nWithout a command, run is assumed. \`${name} run --help\` (or status, ...) lists a command's options with their environment variables.\n${EXIT_HELP}`);
 }
 
 /** Sets the exit code of a command that finished without an error (e.g. status). */
@@ -44,7 +51,6 @@ export function exitCodeFor(error: unknown): ExitCode {
  * stderr and its exit code.
  */
 export async function runCli(program: Command, argv: readonly string[] = process.argv): Promise<void> {
-  program.exitOverride();
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -180,8 +180,11 @@ describe('forwarder --once', () => {
     expect(readStandinLog(logFile)).toEqual([]);
   });
 
-  it('lists every setting with its environment variable in --help', async () => {
-    const result = await runBin('forwarder', ['--help'], { env });
+  it('lists every setting with its environment variable in run --help, and says so in --help', async () => {
+    const overview = await runBin('forwarder', ['--help'], { env });
+    expect(overview.exitCode).toBe(0);
+    expect(overview.stdout).toContain('`forwarder run --help`');
+    const result = await runBin('forwarder', ['run', '--help'], { env });
     expect(result.exitCode).toBe(0);
     for (const variable of ['EXTERNAL_SERVICE_NAME', 'DATA_FILE', 'SSH_KEY', 'SSH_USER', 'SSH_STRICT_HOST_KEY_CHECKING', 'SSH_KNOWN_HOSTS', 'SSH_OPTIONS', 'INTERVAL', 'SSH_START_TIMEOUT']) {
       expect(result.stdout.replace(/\s+/g, ' ')).toContain(`env: ${variable})`);
