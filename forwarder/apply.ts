@@ -5,5 +5,5 @@ import { applyActions, type Action, type ActionFailure, type ApplyOptions } from
  * failing action never holds back another; each failure is logged with the program's own error.
  */
 export function applyForwarderActions(actions: readonly Action[], options: Omit<ApplyOptions, 'policy'>): Promise<ActionFailure[]> {
-  return applyActions(actions, { ...options, policy: 'continue', scopeField: 'tunnel' });
+  return applyActions(actions, { ...options, policy: 'continue' });
 }

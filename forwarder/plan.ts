@@ -62,7 +62,7 @@ export function planNat(desired: readonly NatRule[], live: NatTable): Action[] {
 export function planRoutes(routes: RouteObservation): Action[] {
   if (!routes.tuned) return [];
   return planQuickack(routes.routes).changes.map(({ route, args }) => ({
-    reason: `the route ${describeRoute(route)} lacks quickack, so that its sockets ACK at once`,
+    reason: `adding quickack to the route ${describeRoute(route)}, so that its sockets ACK at once`,
     argv: ['ip', ...args],
     scope: 'routes',
   }));

@@ -307,7 +307,7 @@ describe('forwarder: quickack on the pod routes', () => {
       'ip route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
       'ip route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
     ]);
-    expect(first.stderr).toContain('adding quickack to a route, so that its sockets ACK at once route="local 127.0.0.1 dev lo (table local)"');
+    expect(first.stderr).toContain('adding quickack to the route local 127.0.0.1 dev lo (table local), so that its sockets ACK at once');
     fs.rmSync(logFile);
 
     const second = await runInOwnNetns();
