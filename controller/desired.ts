@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errorMessage } from '../lib/errors.js';
+import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import { listConfFiles, parseExternalService, type LoadedExternalService } from '../lib/externalservice.js';
 import { serializeRules } from '../lib/rules.js';
 import { generateRules } from './genrule.js';
@@ -17,7 +17,8 @@ export interface ConfEntry {
   file: string;
   /** The file's text, or undefined when it could not be read. */
   text: string | undefined;
-  readError?: string;
+  /** Why it could not be read. */
+  readError?: ConfigError;
 }
 
 export interface InvalidConf {
@@ -39,15 +40,13 @@ export interface ResolvedConf {
 /** Reads CONF_DIR's conf files (SPEC 2.1's selection); throws a ConfigError when the directory cannot be read. */
 export async function readConf(confDir: string): Promise<ConfEntry[]> {
   const files = await listConfFiles(confDir);
-  return Promise.all(
-    files.map(async (file): Promise<ConfEntry> => {
-      try {
-        return { file, text: await fs.readFile(file, 'utf8') };
-      } catch (error) {
-        return { file, text: undefined, readError: errorMessage(error) };
-      }
-    }),
-  );
+  return files.map((file): ConfEntry => {
+    try {
+      return { file, text: readInputFile(file, INPUT_LIMITS.confFile) };
+    } catch (error) {
+      return { file, text: undefined, readError: error instanceof ConfigError ? error : new ConfigError(file, undefined, errorMessage(error)) };
+    }
+  });
 }
 
 /**
@@ -62,7 +61,7 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
   const current = entries.map((entry) => {
     const errors: ConfigError[] = [];
     if (entry.text === undefined) {
-      errors.push(new ConfigError(entry.file, undefined, `cannot read: ${entry.readError ?? 'unknown error'}`));
+      errors.push(entry.readError ?? new ConfigError(entry.file, undefined, 'cannot read'));
       return { entry, errors, service: undefined };
     }
     const parsed = parseExternalService(entry.text, entry.file);

@@ -1,6 +1,6 @@
-import fs from 'node:fs/promises';
 import { ConfigError, errorMessage, OutputError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
+import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import { isPlainObject } from '../lib/yaml.js';
 
 /**
@@ -241,13 +241,7 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
 }
 
 export async function loadSnapshotFile(file: string): Promise<ClusterSnapshot> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(file, undefined, `cannot read the snapshot: ${errorMessage(error)}`);
-  }
-  return parseSnapshot(text, file);
+  return parseSnapshot(readInputFile(file, INPUT_LIMITS.snapshot), file);
 }
 
 class FieldChecker {

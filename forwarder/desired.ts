@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { ConfigError, errorMessage } from '../lib/errors.js';
+import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import type { NatRule } from '../lib/iptables.js';
 import { blockLines, natRules, parseRules, parseTunnelLine } from '../lib/rules.js';
 import { destination, TUNNEL_KEYS, type Tunnel, type TunnelKind } from './tunnel.js';
@@ -17,13 +16,7 @@ export interface DesiredState {
  * ConfigError naming the file and field: the caller keeps what it has applied.
  */
 export async function readDesired(dataFile: string, name: string, sshUser: string | undefined): Promise<DesiredState> {
-  let text: string;
-  try {
-    text = await readFile(dataFile, 'utf8');
-  } catch (error) {
-    throw new ConfigError(dataFile, undefined, `cannot read the data file: ${errorMessage(error)}`);
-  }
-  return desiredFromText(text, dataFile, name, sshUser);
+  return desiredFromText(readInputFile(dataFile, INPUT_LIMITS.rulesFile), dataFile, name, sshUser);
 }
 
 export function desiredFromText(text: string, dataFile: string, name: string, sshUser: string | undefined): DesiredState {

@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import { ConfigError } from '../lib/errors.js';
+import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import { isIPv4 } from '../lib/ipv4.js';
 
 /**
@@ -18,12 +18,5 @@ export function parseIpsConf(text: string, file: string): string[] {
 }
 
 export function readIpsConf(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(file, undefined, code === 'ENOENT' ? 'file does not exist' : `cannot read: ${code ?? String(error)}`);
-  }
-  return parseIpsConf(text, file);
+  return parseIpsConf(readInputFile(file, INPUT_LIMITS.ipsConf), file);
 }

@@ -1,5 +1,5 @@
-import fs from 'node:fs';
-import { ConfigError, errorMessage } from '../lib/errors.js';
+import { ConfigError } from '../lib/errors.js';
+import { INPUT_LIMITS, InputFileError, readInputFile } from '../lib/input-file.js';
 import { parseRules, type RulesDocument } from '../lib/rules.js';
 
 /**
@@ -12,17 +12,10 @@ export type RulesState =
   | { kind: 'invalid'; reason: string };
 
 export function readRulesFile(file: string): RulesState {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return { kind: 'ok', rules: parseRules(readInputFile(file, INPUT_LIMITS.rulesFile), file) };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { kind: 'absent' };
-    return { kind: 'invalid', reason: `${file}: cannot read: ${code ?? errorMessage(error)}` };
-  }
-  try {
-    return { kind: 'ok', rules: parseRules(text, file) };
-  } catch (error) {
+    if (error instanceof InputFileError && error.code === 'ENOENT') return { kind: 'absent' };
     if (error instanceof ConfigError) return { kind: 'invalid', reason: error.message };
     throw error;
   }

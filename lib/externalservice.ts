@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errorMessage } from './errors.js';
+import { INPUT_LIMITS, readInputFile } from './input-file.js';
 import { isIPv4, parsePort } from './ipv4.js';
 import { isPlainObject, parseYaml } from './yaml.js';
 
@@ -104,9 +105,9 @@ export async function loadExternalServices(confDir: string): Promise<LoadResult>
   for (const file of await listConfFiles(confDir)) {
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = readInputFile(file, INPUT_LIMITS.confFile);
     } catch (error) {
-      result.errors.push(new ConfigError(file, undefined, `cannot read: ${errorMessage(error)}`));
+      result.errors.push(error instanceof ConfigError ? error : new ConfigError(file, undefined, `cannot read: ${errorMessage(error)}`));
       continue;
     }
     const parsed = parseExternalService(text, file);

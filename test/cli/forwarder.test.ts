@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -335,5 +335,26 @@ describe('forwarder: quickack on the pod routes', () => {
     expect(result.exitCode).toBe(0);
     expect(readStandinLog(logFile).filter((call) => call.program === 'ip')).toEqual([]);
     expect(status.stdout).toContain("routes: left alone (this is the host's network namespace, whose routes are not this program's)");
+  });
+});
+
+describe('forwarder (loop) with a data file that is not a regular file', () => {
+  it('reports a FIFO at once, keeps the tunnels, and stops on the first SIGTERM', async () => {
+    const fifo = path.join(work.dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    seedProcess(17, tunnelCommand('L', L1));
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, DATA_FILE: fifo, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => stderr, { timeout: 10_000 }).toContain(`${fifo}: is a FIFO, not a regular file; keeping the tunnels and rules that are applied`);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(mutations()).toEqual([]);
+      expect(runningTunnels()).toEqual([`17 ${tunnelCommand('L', L1)}`]);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -295,5 +296,38 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const result = await child;
     expect(result.exitCode, String(result.stderr)).toBe(0);
     expect(String(result.stderr)).toContain('stopped');
+  });
+});
+
+describe('gateway: rules files and IP lists that are not regular files of a sane size', () => {
+  it('reports a FIFO as the rules file at once and keeps the applied rules (it never waits for a writer)', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const before = state().namespaces.nsc0a87ac8!.nat;
+    fs.rmSync(paths.rules);
+    execFileSync('mkfifo', [paths.rules]);
+    const result = await runBin('gateway', ['--once', paths.ips], { env, timeoutMs: 10_000 });
+    expect(result.exitCode, result.stderr).not.toBe(0);
+    expect(result.stderr).toContain(`${paths.rules}: is a FIFO, not a regular file`);
+    expect(changes(newCalls())).toEqual([]);
+    expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);
+  });
+
+  it('rejects a device as the rules file and one over 64 MiB unread', async () => {
+    const zero = await runBin('gateway', ['--once', paths.ips], { env: { ...env, RULES_FILE: '/dev/zero' }, timeoutMs: 10_000 });
+    expect(zero.stderr).toContain('/dev/zero: is a character device, not a regular file');
+    fs.truncateSync(paths.rules, 64 * 1024 * 1024 + 1);
+    const big = await runBin('gateway', ['--once', paths.ips], { env, timeoutMs: 10_000 });
+    expect(big.stderr).toContain(`${paths.rules}: is 67108865 bytes, more than the limit of 64 MiB`);
+    expect(changes(newCalls()).filter((call) => call.startsWith('iptables-restore'))).toEqual([]);
+  });
+
+  it('exits 2 naming ips.conf when it is a FIFO', async () => {
+    fs.rmSync(paths.ips);
+    execFileSync('mkfifo', [paths.ips]);
+    const result = await runBin('gateway', ['--once', paths.ips], { env, timeoutMs: 10_000 });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${paths.ips}: is a FIFO, not a regular file`);
+    expect(changes(newCalls())).toEqual([]);
   });
 });

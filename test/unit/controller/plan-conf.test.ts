@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConf, type ConfEntry } from '../../../controller/desired.js';
+import { ConfigError } from '../../../lib/errors.js';
 
 function es(name: string, targetIP = '192.168.122.139'): string {
   return `apiVersion: externalservice.example.com/v1alpha1
@@ -17,7 +18,8 @@ spec:
 }
 
 const BROKEN = 'kind: ExternalService\nmetadata: {name: "bad name $(touch x)"}\nspec: {targetIP: 1.2.3.4}\n';
-const entry = (name: string, text: string | undefined): ConfEntry => ({ file: `/conf/${name}`, text, readError: text === undefined ? 'EACCES' : undefined });
+const entry = (name: string, text: string | undefined): ConfEntry =>
+  text === undefined ? { file: `/conf/${name}`, text, readError: new ConfigError(`/conf/${name}`, undefined, 'cannot read: EACCES') } : { file: `/conf/${name}`, text };
 
 describe('resolveConf', () => {
   it.each<{

@@ -43,6 +43,6 @@ describe('desiredFromText', () => {
 
 describe('readDesired', () => {
   it('reports a data file that cannot be read as a ConfigError naming it', async () => {
-    await expect(readDesired('/nonexistent/data.yaml', 'es', undefined)).rejects.toThrow(/\/nonexistent\/data\.yaml: cannot read the data file/);
+    await expect(readDesired('/nonexistent/data.yaml', 'es', undefined)).rejects.toThrow(/\/nonexistent\/data\.yaml: does not exist/);
   });
 });
