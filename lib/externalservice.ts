@@ -67,8 +67,12 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** A Service port name (IANA_SVC_NAME). */
 const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 
+/** A value for a message: scalars as JSON (long ones cut short), collections by their kind. */
 function show(value: unknown): string {
-  return JSON.stringify(value) ?? String(value);
+  if (Array.isArray(value)) return 'a list';
+  if (isPlainObject(value)) return 'a mapping';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /**
@@ -126,8 +130,19 @@ export async function loadExternalServices(confDir: string): Promise<LoadResult>
   return result;
 }
 
-/** Parses one conf file's text; collects every problem instead of stopping at the first. */
+/**
+ * Parses one conf file's text; collects every problem instead of stopping at the first. Never
+ * throws: whatever goes wrong is a problem of this file, and the other files are unaffected.
+ */
 export function parseExternalService(text: string, file: string): ParsedExternalService {
+  try {
+    return checkExternalService(text, file);
+  } catch (error) {
+    return { service: undefined, errors: [new ConfigError(file, undefined, `cannot be checked: ${errorMessage(error)}`)], warnings: [] };
+  }
+}
+
+function checkExternalService(text: string, file: string): ParsedExternalService {
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
   const fail = (field: string | undefined, reason: string): undefined => {

@@ -3,10 +3,25 @@ import { ConfigError } from './errors.js';
 
 /** The one module that reads and writes YAML. */
 
-/** Parses one YAML document; a syntax error becomes a ConfigError naming the file and line. */
+/** Aliases (`*name`) allowed in one document; our own files have none. */
+export const MAX_YAML_ALIASES = 100;
+/** Nesting depth allowed (js-yaml's default); ExternalServices and rules need 6. */
+const MAX_YAML_DEPTH = 100;
+/**
+ * Values a document may expand to beyond one per byte of its text. Aliases are shared in memory,
+ * but whatever walks the result (validation, messages) visits each use: nine aliases of nine
+ * aliases of nine values are 9^9 values in a few hundred bytes.
+ */
+const EXPANSION_ALLOWANCE = 10_000;
+
+/**
+ * Parses one YAML document; a syntax error, too many aliases or values, or too deep a nesting
+ * becomes a ConfigError naming the file (and the line where there is one).
+ */
 export function parseYaml(text: string, file: string): unknown {
+  let data: unknown;
   try {
-    return load(text, { filename: file });
+    data = load(text, { filename: file, maxAliases: MAX_YAML_ALIASES, maxDepth: MAX_YAML_DEPTH });
   } catch (error) {
     if (error instanceof YAMLException) {
       const reason = error.reason ?? 'invalid YAML';
@@ -14,8 +29,27 @@ export function parseYaml(text: string, file: string): unknown {
       const where = mark?.line !== undefined ? ` at line ${mark.line + 1}, column ${(mark.column ?? 0) + 1}` : '';
       throw new ConfigError(file, undefined, `invalid YAML: ${reason}${where}`);
     }
+    if (error instanceof RangeError) throw new ConfigError(file, undefined, `invalid YAML: ${error.message}`);
     throw error;
   }
+  const limit = text.length + EXPANSION_ALLOWANCE;
+  if (!expandsWithin(data, limit)) {
+    throw new ConfigError(file, undefined, `invalid YAML: its aliases expand it to more than ${limit} values`);
+  }
+  return data;
+}
+
+/** Whether walking `data` (each alias use again) visits at most `limit` values. */
+function expandsWithin(data: unknown, limit: number): boolean {
+  const pending: unknown[] = [data];
+  let visited = 0;
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (++visited > limit) return false;
+    if (Array.isArray(value)) for (const item of value) pending.push(item);
+    else if (isPlainObject(value)) for (const item of Object.values(value)) pending.push(item);
+  }
+  return true;
 }
 
 /**

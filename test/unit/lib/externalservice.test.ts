@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listConfFiles, loadExternalServices, parseExternalService } from '../../../lib/externalservice.js';
 import { tempDir } from '../../helpers/cli.js';
+import { aliasBomb } from '../../helpers/hostile.js';
 
 const FILE = 'conf/a.yaml';
 
@@ -159,6 +160,22 @@ describe('listConfFiles', () => {
 describe('loadExternalServices', () => {
   let dir: { dir: string; remove: () => void } | undefined;
   afterEach(() => dir?.remove());
+
+  it('reports a file whose aliases explode as a problem of that file and still loads the others', async () => {
+    dir = tempDir();
+    fs.writeFileSync(path.join(dir.dir, 'a.yaml'), aliasBomb());
+    fs.writeFileSync(path.join(dir.dir, 'b.yaml'), conf(VALID_SPEC));
+    const loaded = await loadExternalServices(dir.dir);
+    expect(loaded.services.map((service) => service.name)).toEqual(['es1']);
+    expect(loaded.errors.map((error) => error.message)).toEqual([expect.stringMatching(/a\.yaml: invalid YAML: its aliases expand it to more than/)]);
+  });
+
+  it('shows a mapping or list where a name is expected by its kind, and a long value cut short', () => {
+    expect(messages(conf(VALID_SPEC, 'metadata:\n  name: {a: [1, 2]}\n'))).toEqual([
+      "conf/a.yaml: metadata.name: a mapping is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters)",
+    ]);
+    expect(messages(conf(`  targetIP: ${'x'.repeat(200)}\n`))).toEqual([`conf/a.yaml: spec.targetIP: "${'x'.repeat(76)}... is not an IPv4 address`]);
+  });
 
   it('keeps the valid files, reports the invalid ones and rejects a name already used by an earlier file', async () => {
     dir = tempDir();

@@ -1,0 +1,32 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { aliasBomb } from '../helpers/hostile.js';
+import { ControllerBench, externalService } from './controller-run-fixture.js';
+
+/** bin/controller against conf files a careless or hostile user might write. */
+
+let bench: ControllerBench;
+afterEach(() => bench.remove());
+
+describe('controller: one hostile conf file among good ones', () => {
+  it('genrule reports an alias bomb by file name and prints the rules of the other file', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a-bomb.yaml', aliasBomb());
+    bench.writeConf('b.yaml', externalService('es-b'));
+    const result = await bench.run(['genrule', bench.conf]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/a-bomb\.yaml: invalid YAML: its aliases expand it to more than \d+ values/);
+    expect(result.stdout).toContain('"es-b":');
+  });
+
+  it('the loop still creates the pod of the good file and exits 2 naming the bad one', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a-bomb.yaml', aliasBomb());
+    bench.writeConf('b.yaml', externalService('es-b'));
+    const result = await bench.once();
+    expect(result.exitCode, result.stderr).toBe(2);
+    expect(result.stderr).toContain('1 invalid conf file(s): a-bomb.yaml (everything else was applied)');
+    expect(bench.object('pods', 'external-services', 'es-b')).toBeDefined();
+  });
+});
