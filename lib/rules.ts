@@ -63,7 +63,8 @@ export function parseTunnelLine(line: string, kind: 'ssh-tunnel' | 'remote-ssh-t
 }
 
 function checkBlock(value: unknown, file: string, field: string, check: (line: string) => unknown): string {
-  if (value === undefined || value === null) return '';
+  if (value === undefined) throw new ConfigError(file, field, 'is missing (an empty block is written "")');
+  if (value === null) throw new ConfigError(file, field, 'has no value (a truncated file?)');
   if (typeof value !== 'string') throw new ConfigError(file, field, 'must be a block of lines (a string)');
   const lines = value.split('\n');
   lines.forEach((line, index) => {
@@ -78,6 +79,16 @@ function checkBlock(value: unknown, file: string, field: string, check: (line: s
   return value;
 }
 
+/** A section or entry: a mapping (with only the given keys, when they are given). */
+function checkEntry(entry: unknown, keys: readonly string[] | undefined, file: string, field: string): Record<string, unknown> {
+  if (entry === null) throw new ConfigError(file, field, 'has no value (a truncated file?)');
+  if (!isPlainObject(entry)) throw new ConfigError(file, field, 'must be a mapping');
+  for (const key of Object.keys(entry)) {
+    if (keys && !keys.includes(key)) throw new ConfigError(file, `${field}.${key}`, 'unknown key');
+  }
+  return entry;
+}
+
 /**
  * Parses and checks a rules document. Anything malformed (empty file, wrong shape, a rule that
  * does not parse) is a ConfigError naming the file and field, so that the caller keeps what it
@@ -90,37 +101,28 @@ export function parseRules(text: string, file: string): RulesDocument {
   for (const key of Object.keys(data)) {
     if (key !== 'forwarder' && key !== 'gateway') throw new ConfigError(file, key, 'unknown top-level key');
   }
+  // Both sections are always written (`{}` when empty): one missing or empty means a truncated
+  // or foreign document, which must not be read as "no rules".
+  for (const section of ['forwarder', 'gateway'] as const) {
+    if (!(section in data)) throw new ConfigError(file, section, 'is missing (a rules document has both "forwarder" and "gateway", {} when empty)');
+    checkEntry(data[section], undefined, file, section);
+  }
   const rules = emptyRules();
-  const forwarder = data.forwarder ?? {};
-  if (!isPlainObject(forwarder)) throw new ConfigError(file, 'forwarder', 'must be a mapping');
-  for (const [name, entry] of Object.entries(forwarder)) {
-    if (!isPlainObject(entry)) throw new ConfigError(file, `forwarder.${name}`, 'must be a mapping');
-    for (const key of Object.keys(entry)) {
-      if (!(FORWARDER_KEYS as readonly string[]).includes(key)) {
-        throw new ConfigError(file, `forwarder.${name}.${key}`, 'unknown key');
-      }
-    }
+  const forwarder = data.forwarder as Record<string, unknown>;
+  for (const [name, value] of Object.entries(forwarder)) {
+    const field = `forwarder.${name}`;
+    const entry = checkEntry(value, FORWARDER_KEYS, file, field);
     rules.forwarder[name] = {
-      'iptables-rule': checkBlock(entry['iptables-rule'], file, `forwarder.${name}.iptables-rule`, parseRuleLine),
-      'remote-ssh-tunnel': checkBlock(entry['remote-ssh-tunnel'], file, `forwarder.${name}.remote-ssh-tunnel`, (line) =>
-        parseTunnelLine(line, 'remote-ssh-tunnel'),
-      ),
-      'ssh-tunnel': checkBlock(entry['ssh-tunnel'], file, `forwarder.${name}.ssh-tunnel`, (line) =>
-        parseTunnelLine(line, 'ssh-tunnel'),
-      ),
+      'iptables-rule': checkBlock(entry['iptables-rule'], file, `${field}.iptables-rule`, parseRuleLine),
+      'remote-ssh-tunnel': checkBlock(entry['remote-ssh-tunnel'], file, `${field}.remote-ssh-tunnel`, (line) => parseTunnelLine(line, 'remote-ssh-tunnel')),
+      'ssh-tunnel': checkBlock(entry['ssh-tunnel'], file, `${field}.ssh-tunnel`, (line) => parseTunnelLine(line, 'ssh-tunnel')),
     };
   }
-  const gateway = data.gateway ?? {};
-  if (!isPlainObject(gateway)) throw new ConfigError(file, 'gateway', 'must be a mapping');
-  for (const [ip, entry] of Object.entries(gateway)) {
+  const gateway = data.gateway as Record<string, unknown>;
+  for (const [ip, value] of Object.entries(gateway)) {
     if (!isIPv4(ip)) throw new ConfigError(file, `gateway.${ip}`, 'key must be an IPv4 address');
-    if (!isPlainObject(entry)) throw new ConfigError(file, `gateway.${ip}`, 'must be a mapping');
-    for (const key of Object.keys(entry)) {
-      if (key !== 'iptables-rule') throw new ConfigError(file, `gateway.${ip}.${key}`, 'unknown key');
-    }
-    rules.gateway[ip] = {
-      'iptables-rule': checkBlock(entry['iptables-rule'], file, `gateway.${ip}.iptables-rule`, parseRuleLine),
-    };
+    const entry = checkEntry(value, ['iptables-rule'], file, `gateway.${ip}`);
+    rules.gateway[ip] = { 'iptables-rule': checkBlock(entry['iptables-rule'], file, `gateway.${ip}.iptables-rule`, parseRuleLine) };
   }
   return rules;
 }

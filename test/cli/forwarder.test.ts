@@ -358,3 +358,24 @@ describe('forwarder (loop) with a data file that is not a regular file', () => {
     }
   });
 });
+
+describe('forwarder --once with a truncated or degenerate data file', () => {
+  it.each([
+    ['{}', '{}\n', 'forwarder: is missing'],
+    ['two empty sections', '"forwarder":\n"gateway":\n', 'forwarder: has no value (a truncated file?)'],
+    ['a file cut after its entry name', `"forwarder":\n  "${NAME}":\n`, 'gateway: is missing'],
+    ['an entry without its blocks', `"forwarder":\n  "${NAME}":\n"gateway": {}\n`, `forwarder.${NAME}: has no value (a truncated file?)`],
+  ])('keeps the tunnels and the nat table when the data file is %s', async (_title, text, reason) => {
+    expect((await runBin('forwarder', ['--once'], { env })).exitCode).toBe(0);
+    const tunnels = runningTunnels();
+    fs.rmSync(logFile);
+    writeConfigMap(configDir, { 'data.yaml': text });
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${env.DATA_FILE}: ${reason}`);
+    expect(mutations()).toEqual([]);
+    expect(runningTunnels()).toEqual(tunnels);
+  });
+});

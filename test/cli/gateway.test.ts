@@ -208,7 +208,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
     newCalls();
     const before = state().namespaces.nsc0a87ac8!.nat;
-    fs.writeFileSync(paths.rules, '"gateway":\n  "192.168.122.200":\n    "iptables-rule": |\n      PREROUTING -t nat -j\n');
+    fs.writeFileSync(paths.rules, '"forwarder": {}\n"gateway":\n  "192.168.122.200":\n    "iptables-rule": |\n      PREROUTING -t nat -j\n');
     const result = await gateway(['--once', paths.ips]);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(`${paths.rules}: gateway.192.168.122.200.iptables-rule line 1`);
@@ -329,5 +329,24 @@ describe('gateway: rules files and IP lists that are not regular files of a sane
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(`${paths.ips}: is a FIFO, not a regular file`);
     expect(changes(newCalls())).toEqual([]);
+  });
+});
+
+describe('gateway: truncated or degenerate rules documents', () => {
+  it.each([
+    ['{}', '{}\n', 'forwarder: is missing'],
+    ['a file cut after "gateway":', `${fs.readFileSync(path.join(FIXTURES, 'rules.yaml'), 'utf8').split('"gateway":')[0]}"gateway":`, 'gateway: has no value (a truncated file?)'],
+    ['two empty sections', '"forwarder":\n"gateway":\n', 'forwarder: has no value (a truncated file?)'],
+  ])('keeps the applied nat rules when the rules file is %s', async (_title, text, reason) => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const before = state().namespaces.nsc0a87ac8!.nat;
+    expect(before.rules).toHaveLength(2);
+    fs.writeFileSync(paths.rules, text);
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toContain(`${paths.rules}: ${reason}`);
+    expect(changes(newCalls())).toEqual([]);
+    expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);
   });
 });

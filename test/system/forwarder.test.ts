@@ -199,7 +199,7 @@ describe.skipIf(skipReason !== undefined)('forwarder in a pod namespace with a r
   it('changes nothing when the data file becomes malformed', async () => {
     const tunnels = await runningTunnels();
     const rules = await natRules();
-    writeConfigMap(configDir, { 'data.yaml': `"forwarder":\n  "${NAME}":\n    "ssh-tunnel": "not a tunnel\\n"\n` });
+    writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': ['not a tunnel'] }) });
 
     await expect.poll(() => forwarder.output(), { timeout: 3000 }).toMatch(/ssh-tunnel line 1.*keeping the tunnels and rules that are applied/);
     expect(await runningTunnels()).toEqual(tunnels);

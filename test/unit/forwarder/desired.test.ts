@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../lib/errors.js';
 import { desiredFromText, readDesired } from '../../../forwarder/desired.js';
+import { forwarderData } from '../../helpers/forwarder-lab.js';
 
 const FILE = path.join(import.meta.dirname, '../../fixtures/forwarder/data.yaml');
 const text = fs.readFileSync(FILE, 'utf8');
@@ -25,16 +26,16 @@ describe('desiredFromText', () => {
   });
 
   it('prefixes the configured user to hosts that name none', () => {
-    const desired = desiredFromText('forwarder:\n  a:\n    ssh-tunnel: "1:t:2,h1\\n3:t:4,root@h2\\n"\n', FILE, 'a', 'fwd');
+    const desired = desiredFromText(forwarderData('a', { 'ssh-tunnel': ['1:t:2,h1', '3:t:4,root@h2'] }), FILE, 'a', 'fwd');
     expect(desired.tunnels.map((tunnel) => tunnel.host)).toEqual(['fwd@h1', 'root@h2']);
   });
 
   it.each([
     ['an empty file', '', /rules file is empty/],
     ['invalid YAML', 'forwarder: [', /invalid YAML/],
-    ['a malformed tunnel line', 'forwarder:\n  es:\n    ssh-tunnel: "2049-x,h\\n"\n', /forwarder\.es\.ssh-tunnel line 1/],
-    ['a rule without a target', 'forwarder:\n  es:\n    iptables-rule: "PREROUTING -t nat -p tcp\\n"\n', /forwarder\.es\.iptables-rule line 1.*no target/],
-    ['a rule for another table', 'forwarder:\n  es:\n    iptables-rule: "INPUT -t filter -j DROP\\n"\n', /only the nat table/],
+    ['a malformed tunnel line', forwarderData('es', { 'ssh-tunnel': ['2049-x,h'] }), /forwarder\.es\.ssh-tunnel line 1/],
+    ['a rule without a target', forwarderData('es', { 'iptables-rule': ['PREROUTING -t nat -p tcp'] }), /forwarder\.es\.iptables-rule line 1.*no target/],
+    ['a rule for another table', forwarderData('es', { 'iptables-rule': ['INPUT -t filter -j DROP'] }), /only the nat table/],
   ])('rejects %s with an error naming the file and field', (_title, body, reason) => {
     expect(() => desiredFromText(body, FILE, 'es', undefined)).toThrow(ConfigError);
     expect(() => desiredFromText(body, FILE, 'es', undefined)).toThrow(reason);

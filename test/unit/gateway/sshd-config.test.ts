@@ -19,6 +19,8 @@ describe('permitsFor', () => {
       [
         '"forwarder":',
         '  "b":',
+        '    "iptables-rule": ""',
+        '    "remote-ssh-tunnel": ""',
         '    "ssh-tunnel": |',
         '      2050:10.0.0.9:9000,tunnel@10.0.0.1',
         '      2049:10.0.0.8:8000,10.0.0.1',

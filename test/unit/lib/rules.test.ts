@@ -53,12 +53,38 @@ describe('serializeRules', () => {
   });
 });
 
+/** A whole document whose only forwarder entry "es" has the given blocks (the others empty). */
+function forwarderDoc(blocks: Record<string, unknown>): string {
+  const entry = { 'iptables-rule': '', 'remote-ssh-tunnel': '', 'ssh-tunnel': '', ...blocks };
+  return `${JSON.stringify({ forwarder: { es: entry }, gateway: {} })}\n`;
+}
+
+function gatewayDoc(ip: string, block: string): string {
+  return `${JSON.stringify({ forwarder: {}, gateway: { [ip]: { 'iptables-rule': block } } })}\n`;
+}
+
 describe('parseRules', () => {
-  it('treats a missing section or key as empty', () => {
-    expect(parseRules('"forwarder":\n  "es": {"ssh-tunnel": "2049:1.2.3.4:80,5.6.7.8\\n"}\n', 'f')).toEqual({
-      forwarder: { es: { 'iptables-rule': '', 'remote-ssh-tunnel': '', 'ssh-tunnel': '2049:1.2.3.4:80,5.6.7.8\n' } },
+  it('reads a document with empty sections and empty blocks as no rules', () => {
+    expect(parseRules('"forwarder": {}\n"gateway": {}\n', 'f')).toEqual(emptyRules());
+    expect(parseRules('"forwarder":\n  "es":\n    "iptables-rule": ""\n    "remote-ssh-tunnel": ""\n    "ssh-tunnel": ""\n"gateway": {}\n', 'f')).toEqual({
+      forwarder: { es: { 'iptables-rule': '', 'remote-ssh-tunnel': '', 'ssh-tunnel': '' } },
       gateway: {},
     });
+  });
+
+  // A truncated or degenerate document must never read as "no rules": that would empty the nat
+  // tables and stop every tunnel.
+  it.each([
+    ['{}\n', 'f: forwarder: is missing'],
+    ['"forwarder": {}\n', 'f: gateway: is missing'],
+    ['"forwarder":\n"gateway":\n', 'f: forwarder: has no value (a truncated file?)'],
+    ['"forwarder": {}\n"gateway":', 'f: gateway: has no value (a truncated file?)'],
+    ['"forwarder": {}\n"gateway":\n  "1.1.1.1":\n', 'f: gateway.1.1.1.1: has no value (a truncated file?)'],
+    ['"forwarder": {}\n"gateway":\n  "1.1.1.1":\n    "iptables-rule":', 'f: gateway.1.1.1.1.iptables-rule: has no value (a truncated file?)'],
+    ['"forwarder":\n  "es":\n    "iptables-rule": ""\n"gateway": {}\n', 'f: forwarder.es.remote-ssh-tunnel: is missing'],
+  ])('rejects the degenerate document %j', (text, message) => {
+    expect(() => parseRules(text, 'f')).toThrow(ConfigError);
+    expect(() => parseRules(text, 'f')).toThrow(message);
   });
 
   it.each([
@@ -67,15 +93,15 @@ describe('parseRules', () => {
     ['"forwarder": [\n', 'f: invalid YAML'],
     ['- a\n', 'f: rules file must be a mapping'],
     ['"other": {}\n', 'f: other: unknown top-level key'],
-    ['"forwarder": 3\n', 'f: forwarder: must be a mapping'],
-    ['"forwarder": {"es": {"ssh-tunnel": 5}}\n', 'f: forwarder.es.ssh-tunnel: must be a block of lines'],
-    ['"forwarder": {"es": {"tunnel": ""}}\n', 'f: forwarder.es.tunnel: unknown key'],
-    ['"forwarder": {"es": {"ssh-tunnel": "2049:1.2.3.4:80\\n"}}\n', 'f: forwarder.es.ssh-tunnel line 1: "2049:1.2.3.4:80" is not PORT:HOST:PORT,SSH_HOST'],
-    ['"forwarder": {"es": {"remote-ssh-tunnel": "ok\\n"}}\n', 'f: forwarder.es.remote-ssh-tunnel line 1'],
-    ['"gateway": {"300.1.1.1": {"iptables-rule": ""}}\n', 'f: gateway.300.1.1.1: key must be an IPv4 address'],
-    ['"gateway": {"1.1.1.1": {"iptables-rule": "PREROUTING -t nat -p tcp\\n"}}\n', 'f: gateway.1.1.1.1.iptables-rule line 1: rule has no target'],
+    ['"forwarder": 3\n"gateway": {}\n', 'f: forwarder: must be a mapping'],
+    [forwarderDoc({ 'ssh-tunnel': 5 }), 'f: forwarder.es.ssh-tunnel: must be a block of lines'],
+    [forwarderDoc({ tunnel: '' }), 'f: forwarder.es.tunnel: unknown key'],
+    [forwarderDoc({ 'ssh-tunnel': '2049:1.2.3.4:80\n' }), 'f: forwarder.es.ssh-tunnel line 1: "2049:1.2.3.4:80" is not PORT:HOST:PORT,SSH_HOST'],
+    [forwarderDoc({ 'remote-ssh-tunnel': 'ok\n' }), 'f: forwarder.es.remote-ssh-tunnel line 1'],
+    [gatewayDoc('300.1.1.1', ''), 'f: gateway.300.1.1.1: key must be an IPv4 address'],
+    [gatewayDoc('1.1.1.1', 'PREROUTING -t nat -p tcp\n'), 'f: gateway.1.1.1.1.iptables-rule line 1'],
     // A file cut off in the middle of a rule.
-    ['"gateway":\n  "1.1.1.1":\n    "iptables-rule": |\n      PREROUTING -t nat -m tcp -p tcp --dst 1.1.1.1 --src 2.2.2.2 --dport 80 -j', 'rule has no target'],
+    ['"forwarder": {}\n"gateway":\n  "1.1.1.1":\n    "iptables-rule": |\n      PREROUTING -t nat -m tcp -p tcp --dst 1.1.1.1 --src 2.2.2.2 --dport 80 -j', 'f: gateway.1.1.1.1.iptables-rule line 1'],
   ])('rejects %j with a message naming the file and field', (text, message) => {
     expect(() => parseRules(text, 'f')).toThrow(ConfigError);
     expect(() => parseRules(text, 'f')).toThrow(message);
