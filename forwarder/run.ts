@@ -1,6 +1,7 @@
 import { ConfigError, TerminalError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { runLoop, runOnce, type ReconcileResult } from '../lib/loop.js';
+import { runningPids } from '../lib/process.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { applyForwarderActions } from './apply.js';
 import type { ForwarderSettings } from './settings.js';
@@ -15,11 +16,34 @@ import { plan } from './plan.js';
  */
 export const RECHECK_AFTER_START_MS = 2000;
 
+/**
+ * Between cycles, the loop checks this often that the tunnels of the last cycle still run, so
+ * that one that exited (its gateway went away, ServerAlive gave up) is restarted within half a
+ * second rather than at the next resync.
+ */
+export const TUNNEL_CHECK_MS = 500;
+
+/** The tunnels the last cycle saw running and kept: the ones whose exit the loop looks out for. */
+export interface WatchedTunnels {
+  pids: number[];
+}
+
+/** True when a watched tunnel no longer runs. */
+export async function watchedTunnelExited(watched: WatchedTunnels): Promise<boolean> {
+  if (watched.pids.length === 0) return false;
+  return (await runningPids(watched.pids)).length < watched.pids.length;
+}
+
 /** One cycle: read the data file, observe the pod, plan, apply. */
-export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal): Promise<ReconcileResult> {
+export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal, watched?: WatchedTunnels): Promise<ReconcileResult> {
   const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser);
   if (!desired.hasEntry) log.debug('no entry for this name in the data file: no tunnels and no rules wanted', { name: settings.name });
-  const actions = plan(desired, await observe(settings, signal), settings.ssh);
+  const observed = await observe(settings, signal);
+  const actions = plan(desired, observed, settings.ssh);
+  if (watched) {
+    const stopping = new Set(actions.flatMap((action) => action.stops ?? []));
+    watched.pids = observed.tunnels.map((tunnel) => tunnel.pid).filter((pid) => !stopping.has(pid));
+  }
   if (actions.length === 0) {
     log.debug('in sync', { tunnels: desired.tunnels.length, rules: desired.rules.length });
     return {};
@@ -42,14 +66,16 @@ export async function runForwarder(settings: ForwarderSettings, once: boolean, l
     return;
   }
   log.info('starting', { name: settings.name, dataFile: settings.dataFile, interval: `${settings.intervalMs / 1000}s` });
+  const watched: WatchedTunnels = { pids: [] };
   await runLoop({
     log,
     intervalMs: settings.intervalMs,
     signal: controller.signal,
     watch: [{ path: settings.dataFile, kind: 'file' }],
+    poll: { everyMs: TUNNEL_CHECK_MS, changed: () => watchedTunnelExited(watched) },
     reconcile: async (signal) => {
       try {
-        return await reconcile(settings, log, signal);
+        return await reconcile(settings, log, signal, watched);
       } catch (error) {
         // A bad data file is fixed by a change to it (which the watch sees), not by retrying.
         if (error instanceof ConfigError) throw new TerminalError(`${error.message}; keeping the tunnels and rules that are applied`);

@@ -38,6 +38,12 @@ export interface LoopOptions {
   backoffMs?: number;
   /** Called after each cycle (tests use it to count cycles). */
   onCycle?: (outcome: { ok: boolean; error?: unknown; cycle: number }) => void;
+  /**
+   * A cheap check run every `everyMs` between cycles, for what no file watch can see (a process
+   * that exited). When it answers true the next cycle starts at once; the cycle still observes
+   * everything afresh. A check that throws counts as false.
+   */
+  poll?: { everyMs: number; changed: (signal: AbortSignal) => Promise<boolean> };
 }
 
 /** One cycle: throws what the reconcile throws (for `--once`). */
@@ -91,6 +97,7 @@ export async function runLoop(options: LoopOptions): Promise<void> {
         options.onCycle?.({ ok: false, error, cycle });
       }
       if (signal.aborted || dirty) continue;
+      const stopPolling = startPolling(options.poll, signal, log, () => wake?.());
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -99,12 +106,38 @@ export async function runLoop(options: LoopOptions): Promise<void> {
         };
       });
       wake = undefined;
+      stopPolling();
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
     if (debounce) clearTimeout(debounce);
     await Promise.all(watchers.map((watcher) => watcher.close()));
   }
+}
+
+/** Runs `poll.changed` every `poll.everyMs` until stopped or it reports a change (then calls `onChange` once). */
+function startPolling(poll: LoopOptions['poll'], signal: AbortSignal, log: Logger, onChange: () => void): () => void {
+  if (!poll) return () => undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async (): Promise<void> => {
+    const changed = await poll.changed(signal).catch((error: unknown) => {
+      log.debug('poll check failed', { error: errorMessage(error) });
+      return false;
+    });
+    if (stopped) return;
+    if (changed) {
+      log.debug('poll saw a change, reconciling');
+      onChange();
+      return;
+    }
+    timer = setTimeout(() => void tick(), poll.everyMs);
+  };
+  timer = setTimeout(() => void tick(), poll.everyMs);
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
 }
 
 async function startWatchers(

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from './log.js';
 
 /**
@@ -6,6 +7,8 @@ import type { Logger } from './log.js';
  */
 export function abortOnSignals(log?: Logger): AbortController {
   const controller = new AbortController();
+  // Every command of a cycle listens on this signal, and a cycle runs several per IP at once.
+  setMaxListeners(0, controller.signal);
   let received = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     received++;

@@ -15,7 +15,7 @@ const DNAT = 'PREROUTING -t nat -m tcp -p tcp --dst 10.244.0.50 --src 10.244.0.1
 const SNAT = 'POSTROUTING -t nat -m tcp -p tcp --dst 192.168.122.139 --dport 2049 -j SNAT --to-source 10.244.0.50';
 /** The ciphers the forwarder offers on this machine: AES-GCM first where the CPU has AES instructions. */
 const CIPHERS = preferredCiphers(cpuHasAes(fs.readFileSync('/proc/cpuinfo', 'utf8'))).join(',');
-const SSH_PREFIX = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=${CIPHERS} -i /etc/ssh-key/id_rsa`;
+const SSH_PREFIX = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=1 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=${CIPHERS} -i /etc/ssh-key/id_rsa`;
 const MUTATING = new Set(['ssh', 'kill', 'iptables-restore']);
 
 let work: ReturnType<typeof tempDir>;
@@ -166,7 +166,7 @@ describe('forwarder --once', () => {
     expect(result.exitCode).toBe(0);
     expect(mutations().find((command) => command.includes(' -L 2049:'))).toBe(
       'ssh -o ServerAliveInterval=5 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/keys/known -o BatchMode=yes -o ExitOnForwardFailure=yes ' +
-        '-o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=chacha20-poly1305@openssh.com -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
+        '-o ServerAliveInterval=1 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=chacha20-poly1305@openssh.com -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
     );
   });
 
@@ -377,5 +377,28 @@ describe('forwarder --once with a truncated or degenerate data file', () => {
     expect(result.stderr).toContain(`${env.DATA_FILE}: ${reason}`);
     expect(mutations()).toEqual([]);
     expect(runningTunnels()).toEqual(tunnels);
+  });
+});
+
+describe('forwarder (loop) between cycles', () => {
+  it('restarts a tunnel that exits long after it started within seconds, not at the next resync', async () => {
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const tunnelLists = (): number => readStandinLog(logFile).filter((call) => call.program === 'ps' && call.argv.includes('-C')).length;
+    try {
+      await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
+      // The recheck after starting has run: no cycle is due for 60 s.
+      await expect.poll(tunnelLists, { timeout: 10_000 }).toBe(2);
+      const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' '))) as string;
+      fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
+
+      // INTERVAL is 60 s and no recheck is pending: only the liveness check brings it back.
+      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(R1.replace(',', ' '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
+      expect(runningTunnels()).toHaveLength(3);
+      expect(tunnelLists()).toBe(3);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });

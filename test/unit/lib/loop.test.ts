@@ -165,6 +165,34 @@ describe('runLoop', () => {
     await expect.poll(loop.cycles, { timeout: 1000 }).toBe(2);
   });
 
+  it('starts the next cycle as soon as the poll check reports a change, long before the interval', async () => {
+    let checks = 0;
+    const loop = startLoop({
+      reconcile: async () => undefined,
+      poll: { everyMs: 20, changed: async () => ++checks === 3 },
+    });
+    await expect.poll(loop.cycles, { timeout: 1000 }).toBe(2);
+    // Polling goes on after that cycle, and checks that see nothing start no cycle.
+    await expect.poll(() => checks, { timeout: 1000 }).toBeGreaterThan(6);
+    expect(loop.cycles()).toBe(2);
+  });
+
+  it('treats a poll check that fails as no change and keeps polling', async () => {
+    let checks = 0;
+    const loop = startLoop({
+      reconcile: async () => undefined,
+      poll: {
+        everyMs: 10,
+        changed: async () => {
+          checks++;
+          throw new Error('ps failed');
+        },
+      },
+    });
+    await expect.poll(() => checks, { timeout: 1000 }).toBeGreaterThan(5);
+    expect(loop.cycles()).toBe(1);
+  });
+
   it('stops promptly when the signal aborts, after the current cycle', async () => {
     let finished = false;
     const loop = startLoop({
