@@ -1,7 +1,7 @@
 import type { Action } from '../lib/action.js';
 import { natRestoreInput, natTableMatches, type NatRule, type NatTable } from '../lib/iptables.js';
 import { killArgv } from '../lib/process.js';
-import { describeRoute, planQuickack } from '../lib/routes.js';
+import { describeRoute, planQuickack, quickackBatch } from '../lib/routes.js';
 import type { DesiredState } from './desired.js';
 import type { ObservedState, RouteObservation } from './observe.js';
 import { tunnelArgv, tunnelKey, tunnelLine, type RunningTunnel, type SshSettings, type Tunnel } from './tunnel.js';
@@ -61,11 +61,16 @@ export function planNat(desired: readonly NatRule[], live: NatTable): Action[] {
 /** `quickack` on each of the pod's routes that lacks it (see lib/routes.ts), when they are tuned at all. */
 export function planRoutes(routes: RouteObservation): Action[] {
   if (!routes.tuned) return [];
-  return planQuickack(routes.routes).changes.map(({ route, args }) => ({
-    reason: `adding quickack to the route ${describeRoute(route)}, so that its sockets ACK at once`,
-    argv: ['ip', ...args],
-    scope: 'routes',
-  }));
+  const { changes } = planQuickack(routes.routes);
+  if (changes.length === 0) return [];
+  return [
+    {
+      reason: `adding quickack to ${changes.length} route(s), so that their sockets ACK at once: ${changes.map((change) => describeRoute(change.route)).join(', ')}`,
+      argv: ['ip', '-batch', '-'],
+      input: quickackBatch(changes),
+      scope: 'routes',
+    },
+  ];
 }
 
 export function plan(desired: DesiredState, observed: ObservedState, ssh: SshSettings): Action[] {

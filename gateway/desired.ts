@@ -12,5 +12,6 @@ export function buildDesired(options: GatewaySettings, ips: readonly string[], r
     access: { sshUser: options.sshUser, authorizedKeysFile: options.authorizedKeysFile, ciphers: options.ciphers },
     rules,
     privsepDir: PRIVSEP_DIR,
+    quickack: options.quickack,
   };
 }

@@ -14,11 +14,6 @@ export interface LinkState {
   addresses: AddressState[];
 }
 
-export interface RouteState {
-  gateway?: string | undefined;
-  dev?: string | undefined;
-}
-
 function parseArray(text: string, what: string): unknown[] {
   if (text.trim() === '') return [];
   const data: unknown = JSON.parse(text);
@@ -54,17 +49,6 @@ export function parseLinks(text: string): LinkState[] {
         .map(record)
         .filter((address) => address.family === 'inet' && typeof address.local === 'string')
         .map((address) => ({ local: address.local as string, prefixlen: Number(address.prefixlen) })),
-    };
-  });
-}
-
-/** `ip -json -4 route show default` */
-export function parseRoutes(text: string): RouteState[] {
-  return parseArray(text, 'ip route show').map((entry) => {
-    const route = record(entry);
-    return {
-      gateway: typeof route.gateway === 'string' ? route.gateway : undefined,
-      dev: typeof route.dev === 'string' ? route.dev : undefined,
     };
   });
 }

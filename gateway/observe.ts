@@ -3,7 +3,8 @@ import path from 'node:path';
 import { run } from '../lib/exec.js';
 import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
 import { isIPv4 } from '../lib/ipv4.js';
-import { isSshdFor, parseLinks, parseNetnsList, parseRoutes, type LinkState, type RouteState } from './ip-json.js';
+import { parseRoutesJson, ROUTE_SHOW_ARGS, type Route } from '../lib/routes.js';
+import { isSshdFor, parseLinks, parseNetnsList, type LinkState } from './ip-json.js';
 import { CONFIG_FILE_PATTERN, generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
 import type { SessionProcess } from './plan.js';
 import { parseConfigHeader } from './sshd-config.js';
@@ -13,7 +14,8 @@ export interface IpState {
   netnsExists: boolean;
   /** Links inside the IP's netns (empty when it does not exist). */
   links: LinkState[];
-  defaultRoutes: RouteState[];
+  /** Every IPv4 route of the netns, of every table. */
+  routes: Route[];
   /** Processes in the netns: the sshd and the per-connection sshds that serve the tunnels. */
   pids: number[];
   nat: { rules: NatRule[]; chains: string[] };
@@ -140,10 +142,10 @@ export async function observeSessions(netns: string, signal?: AbortSignal): Prom
 
 async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {
   const base = { sshd: observeSshd(names), config: readText(names.configFile), configWrittenAtMs: modifiedAtMs(names.configFile) };
-  if (!netnsExists) return { ...base, netnsExists, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] } };
+  if (!netnsExists) return { ...base, netnsExists, links: [], routes: [], pids: [], nat: { rules: [], chains: [] } };
   const [links, routes, save, pids] = await Promise.all([
     run('ip', ['-n', names.netns, '-json', '-details', 'address', 'show'], { signal }),
-    run('ip', ['-n', names.netns, '-json', '-4', 'route', 'show', 'default'], { signal }),
+    run('ip', ['-n', names.netns, ...ROUTE_SHOW_ARGS], { signal }),
     run('ip', ['netns', 'exec', names.netns, 'iptables-save', '-t', 'nat'], { signal }),
     run('ip', ['netns', 'pids', names.netns], { signal }),
   ]);
@@ -152,7 +154,7 @@ async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSig
     ...base,
     netnsExists,
     links: parseLinks(links.stdout),
-    defaultRoutes: parseRoutes(routes.stdout),
+    routes: parseRoutesJson(routes.stdout),
     pids: pidList,
     nat: parseIptablesSave(save.stdout),
   };

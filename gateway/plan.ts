@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Action } from '../lib/action.js';
 import { natRestoreInput, natTableMatches, type NatRule } from '../lib/iptables.js';
 import { killArgv } from '../lib/process.js';
+import { describeRoute, hasQuickack, planQuickack, quickackBatch, routeKey, type Route } from '../lib/routes.js';
 import { natRules } from '../lib/rules.js';
 import type { LinkState } from './ip-json.js';
 import { generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
@@ -47,6 +48,8 @@ export interface Desired {
   access: Omit<SshdAccess, 'hostKeys'>;
   rules: RulesState;
   privsepDir: string;
+  /** quickack on every route of each IP's namespace (see lib/routes.ts). */
+  quickack: boolean;
 }
 
 function run(ip: string | undefined, reason: string, argv: string[], input?: string): Action {
@@ -112,7 +115,7 @@ export function planGateway(desired: Desired, state: GatewayState): GatewayPlan 
 const EMPTY_IP_STATE: IpState = {
   netnsExists: false,
   links: [],
-  defaultRoutes: [],
+  routes: [],
   pids: [],
   nat: { rules: [], chains: [] },
   sshd: { pidFileExists: false, running: false },
@@ -161,8 +164,10 @@ export function planIp(
     }
   }
 
-  if (!state.links.find((link) => link.name === 'lo')?.up) actions.push(inNs('lo is down', ['link', 'set', 'lo', 'up']));
-  if (!dev?.up) actions.push(inNs(`${device} is down`, ['link', 'set', device, 'up']));
+  const loWasUp = state.links.find((link) => link.name === 'lo')?.up === true;
+  if (!loWasUp) actions.push(inNs('lo is down', ['link', 'set', 'lo', 'up']));
+  const deviceWasUp = dev?.up === true;
+  if (!deviceWasUp) actions.push(inNs(`${device} is down`, ['link', 'set', device, 'up']));
 
   // A device that is new here has no addresses or routes yet, whatever was observed.
   const addresses = dev?.addresses ?? [];
@@ -172,22 +177,42 @@ export function planIp(
     actions.push(inNs(`unexpected address ${address.local}/${address.prefixlen}`, ['address', 'del', `${address.local}/${address.prefixlen}`, 'dev', device]));
     addressChanged = true;
   }
-  if (!addresses.some((address) => address.local === ip && address.prefixlen === prefixLength)) {
+  const addressAdded = !addresses.some((address) => address.local === ip && address.prefixlen === prefixLength);
+  if (addressAdded) {
     actions.push(inNs(`address ${ip}/${prefixLength} missing`, ['address', 'add', `${ip}/${prefixLength}`, 'dev', device]));
     addressChanged = true;
   }
 
-  const routes = dev ? state.defaultRoutes : [];
-  const wanted = (route: { gateway?: string | undefined; dev?: string | undefined }): boolean =>
-    route.gateway === defaultGateway && route.dev === device;
-  for (const route of routes) {
-    if (wanted(route)) continue;
+  // A device that is new here has no routes yet; the other routes of the netns (lo's) stay.
+  const liveRoutes = state.netnsExists ? state.routes.filter((route) => dev !== undefined || route.dev !== device) : [];
+  const defaults = liveRoutes.filter(isDefaultRoute);
+  const ours = (route: Route): boolean => route.gateway === defaultGateway && route.dev === device;
+  for (const route of defaults) {
+    if (ours(route)) continue;
     const spec = [...(route.gateway ? ['via', route.gateway] : []), ...(route.dev ? ['dev', route.dev] : [])];
     actions.push(inNs(`unexpected default route ${spec.join(' ')}`, ['route', 'del', 'default', ...spec]));
   }
-  if (addressChanged || !routes.some(wanted)) {
+  const quickack = desired.quickack ? ['quickack', '1'] : [];
+  const defaultRoute = ['route', 'replace', 'default', 'via', defaultGateway, 'dev', device, ...quickack];
+  if (addressChanged || !defaults.some(ours)) {
     // replace, not add: removing a wrong address may or may not have taken the route with it.
-    actions.push(inNs(`default route via ${defaultGateway} missing`, ['route', 'replace', 'default', 'via', defaultGateway, 'dev', device]));
+    actions.push(inNs(`default route via ${defaultGateway} missing`, defaultRoute));
+  } else if (desired.quickack && !defaults.some((route) => ours(route) && hasQuickack(route))) {
+    actions.push(inNs('default route lacks quickack', defaultRoute));
+  }
+  if (desired.quickack) {
+    const removed = new Set(addresses.filter((address) => !(address.local === ip && address.prefixlen === prefixLength)).map((address) => address.local));
+    const made = kernelRoutes(names, prefixLength, { loUp: !loWasUp, deviceUp: !deviceWasUp, addressAdded });
+    const madeKeys = new Set(made.map(routeKey));
+    const routes = [
+      ...liveRoutes.filter((route) => !isDefaultRoute(route) && !madeKeys.has(routeKey(route)) && !(route.prefsrc !== undefined && removed.has(route.prefsrc))),
+      ...made,
+    ];
+    const { changes } = planQuickack(routes);
+    if (changes.length > 0) {
+      const which = changes.map((change) => describeRoute(change.route)).join(', ');
+      actions.push(inNs(`${changes.length} route(s) lack quickack: ${which}`, ['-batch', '-'], quickackBatch(changes)));
+    }
   }
 
   const nat = desiredNat(desired.rules, ip);
@@ -221,6 +246,46 @@ export function planIp(
     }
   }
   return { actions, sessionChecks };
+}
+
+export function isDefaultRoute(route: Route): boolean {
+  return route.table === 'main' && route.type === 'unicast' && route.dst === 'default';
+}
+
+/**
+ * The routes the kernel makes, in this cycle, for actions planned before the routes could be
+ * observed: the loopback routes when lo comes up, the route to the IP's subnet when the device
+ * comes up or the address is added, and the local route of the IP when the address is added (a
+ * device that goes down keeps it). Planning quickack for them now makes the next cycle find
+ * nothing to do.
+ */
+export function kernelRoutes(names: IpNames, prefixLength: number, made: { loUp: boolean; deviceUp: boolean; addressAdded: boolean }): Route[] {
+  const route = (table: string, type: string, dst: string, dev: string, scope: string, prefsrc: string): Route => ({
+    table,
+    type,
+    dst,
+    dev,
+    protocol: 'kernel',
+    scope,
+    prefsrc,
+    onlink: false,
+    metrics: {},
+  });
+  const routes: Route[] = [];
+  if ((made.addressAdded || made.deviceUp) && prefixLength < 32) {
+    routes.push(route('main', 'unicast', `${networkOf(names.ip, prefixLength)}/${prefixLength}`, names.device, 'link', names.ip));
+  }
+  if (made.addressAdded) routes.push(route('local', 'local', names.ip, names.device, 'host', names.ip));
+  if (made.loUp) routes.push(route('local', 'local', '127.0.0.0/8', 'lo', 'host', '127.0.0.1'), route('local', 'local', '127.0.0.1', 'lo', 'host', '127.0.0.1'));
+  return routes;
+}
+
+/** 192.168.122.200 with /24 -> 192.168.122.0 */
+export function networkOf(ip: string, prefixLength: number): string {
+  const value = ip.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
+  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+  const network = (value & mask) >>> 0;
+  return [24, 16, 8, 0].map((shift) => (network >>> shift) & 255).join('.');
 }
 
 /**

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { GATEWAY_CIPHERS, parseCipherList } from '../lib/ciphers.js';
 import { isIPv4 } from '../lib/ipv4.js';
-import { INTERVAL, invalid, matching, optional, readSettings, required, withDefault, type Parse } from '../lib/settings.js';
+import { INTERVAL, invalid, matching, onOff, optional, readSettings, required, withDefault, type Parse } from '../lib/settings.js';
 import type { Placement } from './names.js';
 import type { Network } from './plan.js';
 
@@ -21,6 +21,8 @@ export interface GatewaySettings {
   authorizedKeysFile?: string | undefined;
   /** The ciphers the sshds accept. */
   ciphers: string[];
+  /** quickack on the routes of each IP's namespace. */
+  quickack: boolean;
   intervalMs: number;
 }
 
@@ -104,6 +106,13 @@ export const GATEWAY_SETTINGS = {
     help: 'the only ciphers the sshds accept, separated by commas',
     parse: parseCipherList,
   }),
+  quickack: withDefault({
+    flag: '--quickack <on|off>',
+    env: 'QUICKACK',
+    default: 'on',
+    help: "quickack on the routes of each IP's namespace, so that small writes through the tunnels never wait for a delayed ACK",
+    parse: onOff,
+  }),
   interval: INTERVAL,
 };
 
@@ -128,6 +137,7 @@ export function resolveGatewaySettings(ipsConf: string, parsed: Record<string, u
     sshUser: values.sshUser,
     authorizedKeysFile: values.authorizedKeysFile,
     ciphers: values.sshCiphers,
+    quickack: values.quickack,
     intervalMs: values.interval,
   };
 }

@@ -7,7 +7,8 @@ import type { GatewaySettings } from './settings.js';
 import type { Action } from '../lib/action.js';
 import { EXIT, type ExitCode } from '../lib/cli.js';
 import { natTableMatches } from '../lib/iptables.js';
-import { desiredNat, plan } from './plan.js';
+import { desiredNat, isDefaultRoute, plan } from './plan.js';
+import { hasQuickack } from '../lib/routes.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
 
 /**
@@ -21,7 +22,8 @@ function ipFacts(ip: string, state: IpState | undefined, options: GatewaySetting
   if (!state) return ['not observed'];
   const device: LinkState | undefined = state.links.find((link) => link.name === names.device);
   const address = device?.addresses.map((entry) => `${entry.local}/${entry.prefixlen}`).join(', ') || 'none';
-  const route = state.defaultRoutes.map((entry) => `via ${entry.gateway ?? '-'} dev ${entry.dev ?? '-'}`).join(', ') || 'none';
+  const route = state.routes.filter(isDefaultRoute).map((entry) => `via ${entry.gateway ?? '-'} dev ${entry.dev ?? '-'}${hasQuickack(entry) ? ' quickack' : ''}`).join(', ') || 'none';
+  const tuned = state.routes.filter((entry) => hasQuickack(entry)).length;
   const nat = desiredNat(rules, ip);
   const natText =
     nat === undefined
@@ -37,6 +39,7 @@ function ipFacts(ip: string, state: IpState | undefined, options: GatewaySetting
     `device   ${names.device}: ${device ? `${device.kind ?? '?'} ${device.mode ?? ''} ${device.up ? 'up' : 'down'}`.replace(/\s+/g, ' ') : 'missing'}`,
     `address  ${address}`,
     `route    default ${route}`,
+    `routes   ${state.routes.length}, ${tuned} with quickack`,
     `sshd     ${sshd}; config ${state.config === undefined ? 'missing' : names.configFile}`,
     `nat      ${natText}`,
   ];

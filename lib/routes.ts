@@ -121,10 +121,23 @@ export interface QuickackPlan {
   leftAlone: { route: Route; reason: string }[];
 }
 
-/** Which routes of a namespace get quickack: every unicast and local route that lacks it. */
+/** What tells routes apart for `ip route change`: table, type, destination, tos and priority. */
+export function routeKey(route: Route): string {
+  return [route.table, route.type, route.dst, route.tos ?? '', route.metric ?? ''].join(' ');
+}
+
+/**
+ * Which routes of a namespace get quickack: every unicast and local route that lacks it. Of
+ * routes with the same key (the kernel keeps a second local route when a device comes back up)
+ * only the first is used for lookups, and only it can be changed: the others are not looked at.
+ */
 export function planQuickack(routes: readonly Route[]): QuickackPlan {
   const plan: QuickackPlan = { changes: [], leftAlone: [] };
+  const seen = new Set<string>();
   for (const route of routes) {
+    const key = routeKey(route);
+    if (seen.has(key)) continue;
+    seen.add(key);
     if (!TUNED_TYPES.has(route.type) || hasQuickack(route)) continue;
     if (route.notReproducible !== undefined) plan.leftAlone.push({ route, reason: route.notReproducible });
     else plan.changes.push({ route, args: quickackChangeArgs(route) });
@@ -132,3 +145,8 @@ export function planQuickack(routes: readonly Route[]): QuickackPlan {
   return plan;
 }
 
+
+/** `ip -batch` input that gives each of the routes quickack: one `route change` line per route. */
+export function quickackBatch(changes: readonly { args: readonly string[] }[]): string {
+  return changes.map((change) => `${change.args.join(' ')}\n`).join('');
+}

@@ -278,10 +278,11 @@ if (!IN_HOST_NETNS) console.warn("forwarder CLI host-namespace test skipped: the
 
 describe('forwarder: quickack on the pod routes', () => {
   const ROUTE_FIXTURE = path.join(ROOT, 'test/fixtures/forwarder/ip-route-show-table-all.json');
+  /** The route changes, from the ip -batch calls' input. */
   const routeChanges = (): string[] =>
     readStandinLog(logFile)
-      .filter((call) => call.program === 'ip' && call.argv[0] === 'route' && call.argv[1] === 'change')
-      .map((call) => ['ip', ...call.argv].join(' '));
+      .filter((call) => call.program === 'ip' && call.argv.join(' ') === '-batch -')
+      .flatMap((call) => (call.stdin ?? '').split('\n').filter(Boolean));
 
   /** bin/forwarder --once in a network namespace of its own, on the stand-ins. */
   async function runInOwnNetns(extraEnv: NodeJS.ProcessEnv = {}): Promise<{ exitCode: number; stderr: string }> {
@@ -301,13 +302,14 @@ describe('forwarder: quickack on the pod routes', () => {
     expect(first.stderr).not.toMatch(/ERROR/);
     expect(first.exitCode).toBe(0);
     expect(routeChanges()).toEqual([
-      'ip route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
-      'ip route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
-      'ip route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
-      'ip route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
-      'ip route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+      'route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
+      'route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
+      'route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
+      'route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+      'route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
     ]);
-    expect(first.stderr).toContain('adding quickack to the route local 127.0.0.1 dev lo (table local), so that its sockets ACK at once');
+    expect(first.stderr).toContain('adding quickack to 5 route(s), so that their sockets ACK at once: default via 10.244.0.1 dev eth0 (table main), 10.244.0.0/24 dev eth0 (table main)');
+    expect(JSON.parse(fs.readFileSync(path.join(state, 'routes.json'), 'utf8')).filter((route: { metrics?: unknown }) => route.metrics !== undefined)).toHaveLength(5);
     fs.rmSync(logFile);
 
     const second = await runInOwnNetns();

@@ -14,6 +14,8 @@ const IP2 = '192.168.122.201';
 interface StandinNamespace {
   links: Record<string, { kind: string | null; mode: string | null; up: boolean; addrs: string[] }>;
   routes: { gateway?: string; dev?: string }[];
+  /** quickack by "table type dst" */
+  quickack?: Record<string, number>;
   nat: { chains: string[]; rules: string[] };
 }
 
@@ -125,7 +127,8 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
       'ip -n nsc0a87ac8 link set lo up',
       'ip -n nsc0a87ac8 link set macvlanc0a87ac8 up',
       'ip -n nsc0a87ac8 address add 192.168.122.200/24 dev macvlanc0a87ac8',
-      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8',
+      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8 quickack 1',
+      'ip -n nsc0a87ac8 -batch -',
       'iptables-restore ',
       'sshd -f RUN/sshd-c0a87ac8.conf',
       'ip netns add nsc0a87ac9',
@@ -134,13 +137,30 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
       'ip -n nsc0a87ac9 link set lo up',
       'ip -n nsc0a87ac9 link set macvlanc0a87ac9 up',
       'ip -n nsc0a87ac9 address add 192.168.122.201/24 dev macvlanc0a87ac9',
-      'ip -n nsc0a87ac9 route replace default via 192.168.122.1 dev macvlanc0a87ac9',
+      'ip -n nsc0a87ac9 route replace default via 192.168.122.1 dev macvlanc0a87ac9 quickack 1',
+      'ip -n nsc0a87ac9 -batch -',
       'iptables-restore ',
       'sshd -f RUN/sshd-c0a87ac9.conf',
     ]);
     const restore = calls.find((call) => call.program === 'iptables-restore' && call.netns === 'nsc0a87ac8');
     expect(restore?.stdin).toContain('-A PREROUTING -m tcp -p tcp --dst 192.168.122.200 --src 192.168.122.139 --dport 80 -j DNAT --to-destination 192.168.122.200:2049');
     expect(calls.find((call) => call.program === 'sshd' && !call.argv.includes('-t'))?.netns).toBe('nsc0a87ac8');
+    expect(calls.find((call) => call.program === 'ip' && call.argv.includes('-batch'))?.stdin).toBe(
+      [
+        'route change table main unicast 192.168.122.0/24 dev macvlanc0a87ac8 proto kernel scope link src 192.168.122.200 quickack 1',
+        'route change table local local 192.168.122.200 dev macvlanc0a87ac8 proto kernel scope host src 192.168.122.200 quickack 1',
+        'route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+        'route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+        '',
+      ].join('\n'),
+    );
+    expect(state().namespaces.nsc0a87ac8!.quickack).toEqual({
+      'main unicast default': 1,
+      'main unicast 192.168.122.0/24': 1,
+      'local local 192.168.122.200': 1,
+      'local local 127.0.0.0/8': 1,
+      'local local 127.0.0.1': 1,
+    });
     expect(isRunning(pidOf('c0a87ac8')) && isRunning(pidOf('c0a87ac9'))).toBe(true);
     expect(fs.readFileSync(path.join(paths.run, 'sshd-c0a87ac8.conf'), 'utf8')).toMatch(/^PermitListen 192\.168\.122\.200:2049$/m);
 
@@ -165,7 +185,8 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     expect(result.exitCode, result.stderr).toBe(0);
     expect(changes(newCalls())).toEqual([
       'ip -n nsc0a87ac8 address add 192.168.122.200/24 dev macvlanc0a87ac8',
-      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8',
+      'ip -n nsc0a87ac8 route replace default via 192.168.122.1 dev macvlanc0a87ac8 quickack 1',
+      'ip -n nsc0a87ac8 -batch -',
       'iptables-restore ',
       'iptables-restore ',
       'sshd -f RUN/sshd-c0a87ac9.conf',
@@ -281,7 +302,7 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
     const child = execa(path.join(ROOT, 'bin/gateway'), [paths.ips], { env: { NO_COLOR: '1', ...env, INTERVAL: '60' }, extendEnv: false, reject: false, cwd: work.dir });
     try {
       await expect.poll(() => fs.existsSync(path.join(paths.run, 'sshd-c0a87ac9.pid')), { timeout: 15_000 }).toBe(true);
-      await expect.poll(() => changes(readStandinLog(paths.log)).length, { timeout: 15_000 }).toBe(18);
+      await expect.poll(() => changes(readStandinLog(paths.log)).length, { timeout: 15_000 }).toBe(20);
       // A new rules file written by rename, as the controller does.
       const next = fs.readFileSync(paths.rules, 'utf8').replace(/--dport 80 /g, '--dport 8080 ');
       fs.writeFileSync(`${paths.rules}.tmp`, next);

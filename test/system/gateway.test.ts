@@ -62,6 +62,7 @@ describe.skipIf(skipReason !== undefined)('gateway on a host namespace with a LA
   let env: NodeJS.ProcessEnv;
   let gateway: LabProcess;
   let key: string;
+  let hostRoutesBefore: string;
 
   function writeAtomically(file: string, text: string): void {
     fs.writeFileSync(`${file}.tmp`, text);
@@ -120,6 +121,7 @@ describe.skipIf(skipReason !== undefined)('gateway on a host namespace with a LA
   }
 
   beforeAll(async () => {
+    hostRoutesBefore = (await lab.exec(undefined, ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout;
     ns = { lan: await lab.netns('lan'), host: await lab.netns('host'), ext: await lab.netns('ext'), node: await lab.netns('node') };
     for (const ip of IPS) lab.adoptNetns(gatewayNetns(ip));
     await lab.bridge(ns.lan, 'br0');
@@ -209,6 +211,29 @@ describe.skipIf(skipReason !== undefined)('gateway on a host namespace with a LA
     // PermitOpen allows only EXT:8000: the channel to EXT:8001 is refused, the client gets nothing.
     await expect.poll(() => reply(ns.node, '127.0.0.1', 7002), { timeout: 10_000, interval: 200 }).toBe('');
     await expect.poll(() => forbidden.output(), { timeout: 5000 }).toMatch(/administratively prohibited/);
+  });
+
+  it("gives every unicast and local route of each IP's namespace quickack, and its sshd accepts only AES-GCM and chacha20-poly1305", async () => {
+    for (const ip of IPS) {
+      const routes = (await lab.exec(gatewayNetns(ip), ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((line) => line !== '' && !line.startsWith('broadcast '));
+      expect(routes.filter((line) => !line.includes(' quickack 1'))).toEqual([]);
+      expect(routes).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(new RegExp(`^default via ${ROUTER} dev macvlan${HEX[ip]} .*quickack 1`)),
+          expect.stringMatching(new RegExp(`^10\\.201\\.0\\.0/24 dev macvlan${HEX[ip]} proto kernel scope link src ${ip} .*quickack 1`)),
+          expect.stringMatching(new RegExp(`^local ${ip} dev macvlan${HEX[ip]} table local .*quickack 1`)),
+          expect.stringMatching(/^local 127\.0\.0\.1 dev lo table local .*quickack 1/),
+        ]),
+      );
+      expect(fs.readFileSync(path.join(runDir, `sshd-${HEX[ip]}.conf`), 'utf8')).toMatch(/^Ciphers aes128-gcm@openssh\.com,aes256-gcm@openssh\.com,chacha20-poly1305@openssh\.com$/m);
+      const oldCipher = await lab.exec(
+        ns.node,
+        ['ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'Ciphers=aes128-ctr', '-N', `root@${ip}`],
+        { reject: false, timeoutMs: 10_000 },
+      );
+      expect(oldCipher.stderr).toMatch(/no matching cipher found/);
+    }
+    expect((await lab.exec(undefined, ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout).toBe(hostRoutesBefore);
   });
 
   it('applies a changed rules file in under a second', async () => {

@@ -131,16 +131,23 @@ describe('plan: quickack on the pod routes', () => {
   const nat = { rules: [], chains: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] };
   const desired = { tunnels: [L1], rules: [], hasEntry: true };
 
-  it("adds quickack to the pod's routes before the tunnels are started", () => {
+  it("adds quickack to the pod's routes, in one ip -batch, before the tunnels are started", () => {
     const actions = plan(desired, { tunnels: [running(9, L2)], nat, routes: { tuned: true, routes: podRoutes } }, ssh);
-    expect(actions.map((action) => action.argv[0])).toEqual(['kill', 'ip', 'ip', 'ip', 'ip', 'ip', 'ssh']);
-    expect(actions.filter((action) => action.scope === 'routes').map((action) => action.argv.join(' '))).toEqual([
-      'ip route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
-      'ip route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
-      'ip route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
-      'ip route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
-      'ip route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+    expect(actions.map((action) => action.argv.join(' '))).toEqual([
+      'kill 9',
+      'ip -batch -',
+      'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 192.168.122.200',
     ]);
+    expect(actions[1]?.input).toBe(
+      [
+        'route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1',
+        'route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1',
+        'route change table local local 10.244.0.50 dev eth0 proto kernel scope host src 10.244.0.50 quickack 1',
+        'route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+        'route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('plans nothing on the next cycle, once the routes have quickack', () => {

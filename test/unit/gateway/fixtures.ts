@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseIptablesSave } from '../../../lib/iptables.js';
 import { parseRules } from '../../../lib/rules.js';
-import { parseLinks, parseRoutes } from '../../../gateway/ip-json.js';
+import { parseLinks } from '../../../gateway/ip-json.js';
+import { parseRoutesJson } from '../../../lib/routes.js';
 import { namesFor } from '../../../gateway/names.js';
 import type { GatewayState, IpState } from '../../../gateway/observe.js';
 import type { Desired } from '../../../gateway/plan.js';
@@ -29,6 +30,7 @@ export function desired(overrides: Partial<Desired> = {}): Desired {
     access: {},
     rules: { kind: 'ok', rules },
     privsepDir: '/run/sshd',
+    quickack: true,
     ...overrides,
   };
 }
@@ -39,7 +41,8 @@ export function inPlaceIp(): IpState {
     // The captured namespace also holds the veth pair the macvlan hangs off; only lo and the
     // macvlan matter to the plan.
     links: parseLinks(fixture('ip-address-show.json')),
-    defaultRoutes: parseRoutes(fixture('ip-route-show-default.json')),
+    // Every unicast and local route with quickack, as the gateway leaves them.
+    routes: parseRoutesJson(fixture('ip-route-show-table-all.json')),
     pids: [4242],
     nat: parseIptablesSave(fixture('iptables-save-nat.txt')),
     sshd: { pidFileExists: true, pid: 4242, running: true },

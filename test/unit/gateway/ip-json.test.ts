@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../../lib/iptables.js';
-import { isSshdFor, parseLinks, parseNetnsList, parseRoutes } from '../../../gateway/ip-json.js';
+import { isSshdFor, parseLinks, parseNetnsList } from '../../../gateway/ip-json.js';
 import { fixture } from './fixtures.js';
 
 describe('ip -json readers', () => {
@@ -18,11 +18,6 @@ describe('ip -json readers', () => {
 
   it('reads a link that is down', () => {
     expect(parseLinks('[{"ifname":"lo","flags":["LOOPBACK"],"addr_info":[]}]')).toEqual([{ name: 'lo', up: false, kind: undefined, mode: undefined, addresses: [] }]);
-  });
-
-  it('reads the default routes', () => {
-    expect(parseRoutes(fixture('ip-route-show-default.json'))).toEqual([{ gateway: '192.168.122.1', dev: 'macvlanc0a87ac8' }]);
-    expect(parseRoutes('[]')).toEqual([]);
   });
 
   it('reads the namespace list, also when ip prints nothing', () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { natRestoreInput } from '../../../lib/iptables.js';
 import { natRules } from '../../../lib/rules.js';
 import type { Action } from '../../../lib/action.js';
-import { plan, planGateway, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
+import { isDefaultRoute, kernelRoutes, plan, planGateway, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
+import { namesFor } from '../../../gateway/names.js';
 import type { GatewayState } from '../../../gateway/observe.js';
 import { desired, inPlace, IP, names, placement, rules } from './fixtures.js';
 
@@ -11,9 +12,24 @@ const DEV = names.device;
 const CONF = names.configFile;
 const SSHD_START = `ip netns exec ${NS} /usr/sbin/sshd -f ${CONF}`;
 const RESTORE = `ip netns exec ${NS} iptables-restore`;
+const DEFAULT_ROUTE = `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV} quickack 1`;
+const SUBNET_ROUTE = `route change table main unicast 192.168.122.0/24 dev ${DEV} proto kernel scope link src ${IP} quickack 1`;
+const LOCAL_ROUTE = `route change table local local ${IP} dev ${DEV} proto kernel scope host src ${IP} quickack 1`;
+const LO_ROUTES = [
+  'route change table local local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+  'route change table local local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 quickack 1',
+];
+/** One `ip -batch` of route changes in the IP's namespace. */
+const quickack = (...lines: string[]): string => `ip -n ${NS} -batch - <<< ${lines.join('; ')}`;
+/** After the address is added: the default route and the routes the kernel makes for it, with quickack. */
+const ADDRESS_ROUTES = [DEFAULT_ROUTE, quickack(SUBNET_ROUTE, LOCAL_ROUTE)];
 
 function commands(actions: readonly Action[]): string[] {
-  return actions.map((action) => (action.writesFile ? `write ${action.writesFile.path}` : action.argv.join(' ')));
+  return actions.map((action) => {
+    if (action.writesFile) return `write ${action.writesFile.path}`;
+    const batch = action.argv.includes('-batch') ? ` <<< ${(action.input ?? '').trim().split('\n').join('; ')}` : '';
+    return `${action.argv.join(' ')}${batch}`;
+  });
 }
 
 /** The actions, then the session checks that follow the reloads once they took effect. */
@@ -33,7 +49,136 @@ describe('plan', () => {
     [
       'creates the namespace and everything in it when the namespace is missing',
       (state) => {
-        state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+        state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+      },
+      [
+        `ip netns add ${NS}`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set lo up`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        DEFAULT_ROUTE,
+        quickack(SUBNET_ROUTE, LOCAL_ROUTE, ...LO_ROUTES),
+        RESTORE,
+        `write ${CONF}`,
+        SSHD_START,
+      ],
+    ],
+    [
+      'adds the device, moves it into the namespace and configures it when it is missing',
+      (state) => {
+        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
+        ip(state).routes = ip(state).routes.filter((route) => !isDefaultRoute(route));
+      },
+      [
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        ...ADDRESS_ROUTES,
+      ],
+    ],
+    [
+      'moves a bridge-mode macvlan left in the host namespace instead of adding another',
+      (state) => {
+        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
+        state.hostLinks.push({ name: DEV, up: false, kind: 'macvlan', mode: 'bridge', addresses: [] });
+      },
+      [
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        ...ADDRESS_ROUTES,
+      ],
+    ],
+    [
+      'replaces a device of that name that is not a bridge-mode macvlan',
+      (state) => {
+        device(state).mode = 'vepa';
+      },
+      [
+        `ip -n ${NS} link del ${DEV}`,
+        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
+        `ip link set ${DEV} netns ${NS}`,
+        `ip -n ${NS} link set ${DEV} up`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        ...ADDRESS_ROUTES,
+      ],
+    ],
+    [
+      'brings lo up when it is down',
+      (state) => {
+        ip(state).links.find((link) => link.name === 'lo')!.up = false;
+      },
+      [`ip -n ${NS} link set lo up`, quickack(...LO_ROUTES)],
+    ],
+    [
+      'brings the device up when it is down',
+      (state) => {
+        device(state).up = false;
+      },
+      [`ip -n ${NS} link set ${DEV} up`, quickack(SUBNET_ROUTE)],
+    ],
+    [
+      'adds the address when it is missing (and makes sure of the route that depends on it)',
+      (state) => {
+        device(state).addresses = [];
+      },
+      [`ip -n ${NS} address add ${IP}/24 dev ${DEV}`, ...ADDRESS_ROUTES],
+    ],
+    [
+      'replaces the address when its prefix length is wrong',
+      (state) => {
+        device(state).addresses = [{ local: IP, prefixlen: 16 }];
+      },
+      [
+        `ip -n ${NS} address del ${IP}/16 dev ${DEV}`,
+        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        ...ADDRESS_ROUTES,
+      ],
+    ],
+    [
+      'removes an address that does not belong on the device',
+      (state) => {
+        device(state).addresses.push({ local: '192.168.122.99', prefixlen: 24 });
+      },
+      [`ip -n ${NS} address del 192.168.122.99/24 dev ${DEV}`, DEFAULT_ROUTE],
+    ],
+    [
+      'adds the default route when it is missing',
+      (state) => {
+        ip(state).routes = ip(state).routes.filter((route) => !isDefaultRoute(route));
+      },
+      [DEFAULT_ROUTE],
+    ],
+    [
+      'gives the default route quickack when it lacks it',
+      (state) => {
+        ip(state).routes = ip(state).routes.map((route) => (isDefaultRoute(route) ? { ...route, metrics: {} } : route));
+      },
+      [DEFAULT_ROUTE],
+    ],
+    [
+      "gives quickack to every other unicast and local route of the IP's namespace that lacks it, the table local ones included",
+      (state) => {
+        ip(state).routes = ip(state).routes.map((route) => (isDefaultRoute(route) ? route : { ...route, metrics: {} }));
+      },
+      [quickack(SUBNET_ROUTE, ...LO_ROUTES, LOCAL_ROUTE)],
+    ],
+    [
+      'with quickack off, accepts routes without it and adds none',
+      (state, wanted) => {
+        ip(state).routes = ip(state).routes.map((route) => ({ ...route, metrics: {} }));
+        return { ...wanted, quickack: false };
+      },
+      [],
+    ],
+    [
+      'with quickack off, sets up a new namespace without quickack',
+      (state, wanted) => {
+        state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+        return { ...wanted, quickack: false };
       },
       [
         `ip netns add ${NS}`,
@@ -49,98 +194,11 @@ describe('plan', () => {
       ],
     ],
     [
-      'adds the device, moves it into the namespace and configures it when it is missing',
-      (state) => {
-        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
-        ip(state).defaultRoutes = [];
-      },
-      [
-        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
-      ],
-    ],
-    [
-      'moves a bridge-mode macvlan left in the host namespace instead of adding another',
-      (state) => {
-        ip(state).links = ip(state).links.filter((link) => link.name !== DEV);
-        state.hostLinks.push({ name: DEV, up: false, kind: 'macvlan', mode: 'bridge', addresses: [] });
-      },
-      [
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
-      ],
-    ],
-    [
-      'replaces a device of that name that is not a bridge-mode macvlan',
-      (state) => {
-        device(state).mode = 'vepa';
-      },
-      [
-        `ip -n ${NS} link del ${DEV}`,
-        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
-      ],
-    ],
-    [
-      'brings lo up when it is down',
-      (state) => {
-        ip(state).links.find((link) => link.name === 'lo')!.up = false;
-      },
-      [`ip -n ${NS} link set lo up`],
-    ],
-    [
-      'brings the device up when it is down',
-      (state) => {
-        device(state).up = false;
-      },
-      [`ip -n ${NS} link set ${DEV} up`],
-    ],
-    [
-      'adds the address when it is missing (and makes sure of the route that depends on it)',
-      (state) => {
-        device(state).addresses = [];
-      },
-      [`ip -n ${NS} address add ${IP}/24 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
-    ],
-    [
-      'replaces the address when its prefix length is wrong',
-      (state) => {
-        device(state).addresses = [{ local: IP, prefixlen: 16 }];
-      },
-      [
-        `ip -n ${NS} address del ${IP}/16 dev ${DEV}`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
-      ],
-    ],
-    [
-      'removes an address that does not belong on the device',
-      (state) => {
-        device(state).addresses.push({ local: '192.168.122.99', prefixlen: 24 });
-      },
-      [`ip -n ${NS} address del 192.168.122.99/24 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
-    ],
-    [
-      'adds the default route when it is missing',
-      (state) => {
-        ip(state).defaultRoutes = [];
-      },
-      [`ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
-    ],
-    [
       'replaces a default route via the wrong gateway',
       (state) => {
-        ip(state).defaultRoutes = [{ gateway: '192.168.122.254', dev: DEV }];
+        ip(state).routes = ip(state).routes.map((route) => (isDefaultRoute(route) ? { ...route, gateway: '192.168.122.254' } : route));
       },
-      [`ip -n ${NS} route del default via 192.168.122.254 dev ${DEV}`, `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`],
+      [`ip -n ${NS} route del default via 192.168.122.254 dev ${DEV}`, DEFAULT_ROUTE],
     ],
     [
       'starts sshd when there is no pid file',
@@ -159,7 +217,7 @@ describe('plan', () => {
     [
       'kills an sshd whose namespace was deleted and starts it again in a new one',
       (state) => {
-        state.ips[IP] = { ...ip(state), netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] } };
+        state.ips[IP] = { ...ip(state), netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] } };
       },
       [
         'kill 4242',
@@ -169,7 +227,8 @@ describe('plan', () => {
         `ip -n ${NS} link set lo up`,
         `ip -n ${NS} link set ${DEV} up`,
         `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
+        DEFAULT_ROUTE,
+        quickack(SUBNET_ROUTE, LOCAL_ROUTE, ...LO_ROUTES),
         RESTORE,
         SSHD_START,
       ],
@@ -359,13 +418,28 @@ describe('planTeardown', () => {
 
   it('removes only a stale pid file when the sshd is already gone', () => {
     const state = inPlace();
-    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: true, pid: 4242, running: false } };
+    state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: true, pid: 4242, running: false } };
     expect(commands(planTeardown([IP], state, placement))).toEqual([`rm -f ${names.pidFile}`]);
   });
 
   it('plans nothing when nothing is left', () => {
     const state = inPlace();
-    state.ips[IP] = { netnsExists: false, links: [], defaultRoutes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
+    state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
     expect(planTeardown([IP], state, placement)).toEqual([]);
+  });
+});
+describe('kernelRoutes', () => {
+  it.each([
+    ['192.168.122.200', 24, '192.168.122.0/24'],
+    ['10.1.2.3', 8, '10.0.0.0/8'],
+    ['10.1.2.3', 31, '10.1.2.2/31'],
+    ['10.1.2.3', 0, '0.0.0.0/0'],
+  ])('names the subnet route of %s/%i %s', (address, prefixLength, subnet) => {
+    const made = kernelRoutes(namesFor(address, placement), prefixLength, { loUp: false, deviceUp: false, addressAdded: true });
+    expect(made.map((route) => `${route.table} ${route.dst}`)).toEqual([`main ${subnet}`, `local ${address}`]);
+  });
+
+  it('makes no subnet route for a /32 address', () => {
+    expect(kernelRoutes(names, 32, { loUp: false, deviceUp: true, addressAdded: true }).map((route) => route.dst)).toEqual([IP]);
   });
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRoute, parseRoutesJson, planQuickack, type Route } from '../../../lib/routes.js';
+import { describeRoute, parseRoutesJson, planQuickack, quickackBatch, type Route } from '../../../lib/routes.js';
 
 /** Captured with `ip -4 -json -d route show table all` in a pod-like namespace, before and after quickack. */
 const fixture = (name: string): string => fs.readFileSync(path.join(import.meta.dirname, '../../fixtures/forwarder', name), 'utf8');
@@ -62,6 +62,19 @@ describe('planQuickack', () => {
   it('writes back the metric, priority, onlink flag and other metrics of the route it changes', () => {
     const route = { ...TUNED_ROUTES.find((entry) => entry.dst === '10.8.0.0/24')!, metrics: { mtu: 1400 } };
     expect(changes([route])).toEqual(['route change table main unicast 10.8.0.0/24 via 10.244.0.7 dev eth0 proto static scope global metric 50 onlink mtu 1400 quickack 1']);
+  });
+
+  it('looks only at the first of two routes with the same key: the one lookups use and ip route change reaches', () => {
+    const local = POD_ROUTES.find((route) => route.dst === '10.244.0.50')!;
+    expect(changes([{ ...local, metrics: { quickack: 1 } }, local])).toEqual([]);
+    expect(changes([local, { ...local, metrics: { quickack: 1 } }])).toHaveLength(1);
+  });
+
+  it('writes one ip -batch line per route', () => {
+    expect(quickackBatch(planQuickack(POD_ROUTES.slice(0, 2)).changes)).toBe(
+      'route change table main unicast default via 10.244.0.1 dev eth0 proto boot scope global quickack 1\n' +
+        'route change table main unicast 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.50 quickack 1\n',
+    );
   });
 
   it('changes a route whose quickack is 0', () => {
