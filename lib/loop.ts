@@ -97,6 +97,7 @@ export async function runLoop(options: LoopOptions): Promise<void> {
         options.onCycle?.({ ok: false, error, cycle });
       }
       if (signal.aborted || dirty) continue;
+      log.debug(`waiting up to ${(delay / 1000).toFixed(1)}s for the next cycle`);
       const stopPolling = startPolling(options.poll, signal, log, () => wake?.());
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
@@ -140,6 +141,13 @@ function startPolling(poll: LoopOptions['poll'], signal: AbortSignal, log: Logge
   };
 }
 
+/** Whether a change of `changed` (an absolute path) concerns the target. */
+export function isRelevantChange(target: WatchTarget, changed: string): boolean {
+  const absolute = path.resolve(target.path);
+  if (target.kind === 'dir') return path.dirname(changed) === absolute || changed === absolute;
+  return changed === absolute || (path.dirname(changed) === path.dirname(absolute) && path.basename(changed).startsWith('..'));
+}
+
 async function startWatchers(
   targets: readonly WatchTarget[],
   trigger: (reason: string) => void,
@@ -149,10 +157,7 @@ async function startWatchers(
   for (const target of targets) {
     const absolute = path.resolve(target.path);
     const directory = target.kind === 'dir' ? absolute : path.dirname(absolute);
-    const relevant = (changed: string): boolean => {
-      if (target.kind === 'dir') return path.dirname(changed) === directory || changed === directory;
-      return changed === absolute || path.basename(changed).startsWith('..');
-    };
+    const relevant = (changed: string): boolean => isRelevantChange(target, changed);
     const watcher = watch(directory, {
       ignoreInitial: true,
       depth: 0,
