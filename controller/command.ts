@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
-import { createProgram, EXIT, exitWith } from '../lib/cli.js';
+import { addCommand, createProgram, EXIT, exitWith } from '../lib/cli.js';
 import { createLogger } from '../lib/log.js';
-import { addSettings, readSettings } from '../lib/settings.js';
+import { readSettings } from '../lib/settings.js';
 import { genruleCommand, snapshotCommand, validateCommand } from './genrule-command.js';
 import { runController } from './run.js';
 import { CONTROLLER_SETTINGS, OBJECT_KEYS, resolveControllerSettings, resolveObjectSettings, RUN_KEYS, STATUS_KEYS } from './settings.js';
@@ -14,75 +14,68 @@ import { teardownController } from './teardown.js';
  */
 
 const CONF_DIR = ['<CONF_DIR>', 'directory of ExternalService YAML files'] as const;
-
-function addRunCommand(program: Command): void {
-  const command = program
-    .command('run', { isDefault: true })
-    .description('(default command) reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)')
-    .argument(...CONF_DIR)
-    .option('--once', 'run one cycle and exit');
-  addSettings(command, CONTROLLER_SETTINGS, RUN_KEYS).action(async (confDir: string, parsed: Record<string, unknown>) => {
-    await runController(resolveControllerSettings(confDir, parsed), { once: parsed.once === true, log: createLogger('controller') });
-  });
-}
-
-function addStatusCommand(program: Command): void {
-  const command = program
-    .command('status')
-    .description('show what is applied and what is wrong (exit 1 when anything is not applied, 2 when a conf file is invalid)')
-    .argument(...CONF_DIR);
-  addSettings(command, CONTROLLER_SETTINGS, STATUS_KEYS).action(async (confDir: string, parsed: Record<string, unknown>) => {
-    const { gatewayToReport } = readSettings(CONTROLLER_SETTINGS, ['gatewayToReport'], parsed);
-    exitWith(await showControllerStatus(confDir, resolveObjectSettings(parsed), gatewayToReport, process.stdout));
-  });
-}
-
-function addTeardownCommand(program: Command): void {
-  const command = program
-    .command('teardown')
-    .description('delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace')
-    .argument(...CONF_DIR);
-  addSettings(command, CONTROLLER_SETTINGS, OBJECT_KEYS).action(async (confDir: string, parsed: Record<string, unknown>) => {
-    await teardownController(confDir, resolveObjectSettings(parsed), createLogger('controller/teardown'));
-  });
-}
-
-/** genrule and validate: CONF_DIR, the namespace and an optional snapshot file. */
-function addOfflineCommand(program: Command, name: string, description: string, action: (confDir: string, source: { namespace: string; snapshot: string | undefined }) => Promise<void>): void {
-  const command = program.command(name).description(description).argument(...CONF_DIR);
-  addSettings(command, CONTROLLER_SETTINGS, ['namespace', 'snapshot']).action(async (confDir: string, parsed: Record<string, unknown>) => {
-    await action(confDir, readSettings(CONTROLLER_SETTINGS, ['namespace', 'snapshot'], parsed));
-  });
-}
-
-function addSnapshotCommand(program: Command): void {
-  const command = program
-    .command('snapshot')
-    .description('read the cluster once (forwarder pods, services, endpoints) and save it as JSON for `genrule --snapshot`')
-    .addOption(new Option('-o, --output <file>', 'write to this file (atomically) instead of stdout'));
-  addSettings(command, CONTROLLER_SETTINGS, ['namespace']).action(async (parsed: Record<string, unknown> & { output?: string }) => {
-    const { namespace } = readSettings(CONTROLLER_SETTINGS, ['namespace'], parsed);
-    await snapshotCommand({ namespace, output: parsed.output }, createLogger('controller/snapshot'), process.stdout);
-  });
-}
+const OFFLINE_KEYS = ['namespace', 'snapshot'] as const;
 
 export function buildControllerProgram(): Command {
   const program = createProgram(
     'controller',
     'k8s-ext-connector controller: runs forwarder pods and publishes the tunnel and iptables rules for the ExternalServices of CONF_DIR',
   ).usage('[run] [--once] [options] CONF_DIR | status [options] CONF_DIR | teardown [options] CONF_DIR | genrule | validate | snapshot');
-  addRunCommand(program);
-  addStatusCommand(program);
-  addTeardownCommand(program);
-  addOfflineCommand(
-    program,
-    'genrule',
-    'print the rules YAML for the ExternalServices of CONF_DIR on stdout (needs only kubectl; invalid files are reported on stderr and skipped)',
-    (confDir, source) => genruleCommand(confDir, source, createLogger('controller/genrule'), process.stdout),
-  );
-  addOfflineCommand(program, 'validate', 'check every ExternalService file of CONF_DIR and report every problem; exit 2 if any file is invalid', async (confDir, source) => {
-    if (!(await validateCommand(confDir, source, createLogger('controller/validate')))) exitWith(EXIT.badInput);
+  const table = CONTROLLER_SETTINGS;
+  addCommand(program, {
+    name: 'run',
+    description: 'reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)',
+    argument: CONF_DIR,
+    table,
+    keys: RUN_KEYS,
+    action: (confDir, parsed) => runController(resolveControllerSettings(confDir, parsed), { once: parsed.once === true, log: createLogger('controller') }),
   });
-  addSnapshotCommand(program);
+  addCommand(program, {
+    name: 'status',
+    description: 'show what is applied and what is wrong (exit 1 when anything is not applied, 2 when a conf file is invalid)',
+    argument: CONF_DIR,
+    table,
+    keys: STATUS_KEYS,
+    action: async (confDir, parsed) => {
+      const { gatewayToReport } = readSettings(table, ['gatewayToReport'], parsed);
+      exitWith(await showControllerStatus(confDir, resolveObjectSettings(parsed), gatewayToReport, process.stdout));
+    },
+  });
+  addCommand(program, {
+    name: 'teardown',
+    description: 'delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace',
+    argument: CONF_DIR,
+    table,
+    keys: OBJECT_KEYS,
+    action: (confDir, parsed) => teardownController(confDir, resolveObjectSettings(parsed), createLogger('controller/teardown')),
+  });
+  addCommand(program, {
+    name: 'genrule',
+    description: 'print the rules YAML for the ExternalServices of CONF_DIR on stdout (needs only kubectl; invalid files are reported on stderr and skipped)',
+    argument: CONF_DIR,
+    table,
+    keys: OFFLINE_KEYS,
+    action: (confDir, parsed) => genruleCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/genrule'), process.stdout),
+  });
+  addCommand(program, {
+    name: 'validate',
+    description: 'check every ExternalService file of CONF_DIR and report every problem; exit 2 if any file is invalid',
+    argument: CONF_DIR,
+    table,
+    keys: OFFLINE_KEYS,
+    action: async (confDir, parsed) => {
+      if (!(await validateCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/validate')))) exitWith(EXIT.badInput);
+    },
+  });
+  addCommand(program, {
+    name: 'snapshot',
+    description: 'read the cluster once (forwarder pods, services, endpoints) and save it as JSON for `genrule --snapshot`',
+    table,
+    keys: ['namespace'],
+    action: async (_none, parsed) => {
+      const { namespace } = readSettings(table, ['namespace'], parsed);
+      await snapshotCommand({ namespace, output: typeof parsed.output === 'string' ? parsed.output : undefined }, createLogger('controller/snapshot'), process.stdout);
+    },
+  }).addOption(new Option('-o, --output <file>', 'write to this file (atomically) instead of stdout'));
   return program;
 }

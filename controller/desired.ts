@@ -8,9 +8,9 @@ import { generateRules } from './genrule.js';
 import type { ClusterSnapshot } from './snapshot.js';
 
 /**
- * The desired state of one cycle, as pure functions of what was read: the conf files in force
- * (each invalid file replaced by its last valid version when one is known) and the rules they
- * generate from the cycle's cluster snapshot.
+ * The desired state of one cycle. readConf reads the conf files; the rest are pure functions of
+ * what was read: the conf files in force (each invalid file replaced by its last valid version
+ * when one is known) and the rules they generate from the cycle's cluster snapshot.
  */
 
 export interface ConfEntry {
@@ -37,7 +37,10 @@ export interface ResolvedConf {
   warnings: string[];
 }
 
-/** Reads CONF_DIR's conf files (SPEC 2.1's selection); throws a ConfigError when the directory cannot be read. */
+/**
+ * Reads CONF_DIR's conf files (the entries listConfFiles selects: `.yaml`/`.yml`, no dotfiles,
+ * regular files or symlinks to them, sorted); throws a ConfigError when the directory cannot be read.
+ */
 export async function readConf(confDir: string): Promise<ConfEntry[]> {
   const files = await listConfFiles(confDir);
   return files.map((file): ConfEntry => {

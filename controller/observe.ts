@@ -1,7 +1,7 @@
 import { run } from '../lib/exec.js';
 import { isPlainObject } from '../lib/yaml.js';
 import type { ObjectSettings } from './settings.js';
-import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type ClusterSnapshot } from './snapshot.js';
+import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type ClusterSnapshot, type ObjectMaps } from './snapshot.js';
 
 /**
  * What the controller reads each cycle, with a constant number of kubectl calls: the cluster
@@ -9,10 +9,8 @@ import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type Clust
  * Any failing read throws, so a cycle never acts on a partial picture.
  */
 
-export interface ObservedConfigMap {
+export interface ObservedConfigMap extends ObjectMaps {
   data: Record<string, string>;
-  annotations: Record<string, string>;
-  labels: Record<string, string>;
 }
 
 export interface ObservedCluster {

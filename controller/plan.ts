@@ -15,7 +15,8 @@ import {
   type KubeObject,
   type PodSettings,
 } from './objects.js';
-import type { ObservedConfigMap } from './observe.js';
+import type { ResolvedConf } from './desired.js';
+import type { ObservedCluster, ObservedConfigMap } from './observe.js';
 import type { ObjectSettings } from './settings.js';
 import type { PodInfo, ServiceInfo } from './snapshot.js';
 
@@ -125,6 +126,22 @@ export function planObjects(desired: DesiredObjects, observed: ObservedObjects, 
     }
   }
   return actions;
+}
+
+/** planObjects for one cycle: the conf in force against the cycle's cluster reads. */
+export function planCycleObjects(conf: Pick<ResolvedConf, 'services' | 'invalid'>, observed: ObservedCluster, settings: ObjectSettingsForPlan): Action[] {
+  return planObjects(
+    // While an invalid file without a known valid version might own some objects, none is deleted.
+    { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
+    {
+      namespaceExists: observed.namespaceExists,
+      secretExists: observed.secretExists,
+      configMapExists: observed.configMap !== undefined,
+      pods: observed.snapshot.pods,
+      services: observed.snapshot.services,
+    },
+    settings,
+  );
 }
 
 function byName(a: { name: string }, b: { name: string }): number {

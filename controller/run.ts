@@ -9,7 +9,7 @@ import { withRulesFile } from './deliver.js';
 import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
 import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, planDeliveries, planObjects, planPublish } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planDeliveries, planPublish } from './plan.js';
 import type { ControllerSettings } from './settings.js';
 
 /**
@@ -68,17 +68,7 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
   const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(annotations[DELIVERED_ANNOTATION]), rulesSha256: rules.sha256 };
 
-  const objectActions = planObjects(
-    { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
-    {
-      namespaceExists: observed.namespaceExists,
-      secretExists: observed.secretExists,
-      configMapExists: observed.configMap !== undefined,
-      pods: observed.snapshot.pods,
-      services: observed.snapshot.services,
-    },
-    settings,
-  );
+  const objectActions = planCycleObjects(conf, observed, settings);
   const applyPlan = async (localFile: string | undefined): Promise<{ actions: number; failures: ActionFailure[] }> => {
     const actions = [...objectActions, ...(localFile === undefined ? [] : planDeliveries({ ...delivery, localFile }, settings))];
     return { actions: actions.length, failures: await applyControllerActions(actions, { log, signal }) };

@@ -8,6 +8,12 @@ import { isPlainObject } from '../lib/yaml.js';
  * calls whatever the number of ExternalServices. genrule is a pure function of (conf, snapshot).
  */
 
+/** The string maps of an object's metadata. */
+export interface ObjectMaps {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
 export interface PodInfo {
   namespace: string;
   name: string;
@@ -23,7 +29,7 @@ export interface ServicePortInfo {
   targetPort: number | string | undefined;
 }
 
-export interface ServiceInfo {
+export interface ServiceInfo extends ObjectMaps {
   namespace: string;
   name: string;
   /** ClusterIP, NodePort, LoadBalancer or ExternalName. */
@@ -32,8 +38,6 @@ export interface ServiceInfo {
   clusterIP: string | undefined;
   ports: ServicePortInfo[];
   selector: Record<string, string>;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
 }
 
 export interface EndpointsInfo {
@@ -191,9 +195,7 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
   if (root.version !== SNAPSHOT_VERSION) {
     throw new ConfigError(file, 'version', `${JSON.stringify(root.version) ?? 'missing'} is not a supported snapshot version (${SNAPSHOT_VERSION})`);
   }
-  const pods = check.list(root.pods, 'pods').map((item, index): PodInfo => {
-    const field = `pods[${index}]`;
-    const pod = check.object(item, field);
+  const pods = check.objects(root.pods, 'pods', (pod, field): PodInfo => {
     return {
       namespace: check.string(pod.namespace, `${field}.namespace`),
       name: check.string(pod.name, `${field}.name`),
@@ -201,17 +203,13 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
       labels: check.stringMap(pod.labels, `${field}.labels`),
     };
   });
-  const services = check.list(root.services, 'services').map((item, index): ServiceInfo => {
-    const field = `services[${index}]`;
-    const service = check.object(item, field);
+  const services = check.objects(root.services, 'services', (service, field): ServiceInfo => {
     return {
       namespace: check.string(service.namespace, `${field}.namespace`),
       name: check.string(service.name, `${field}.name`),
       type: check.optionalString(service.type, `${field}.type`) ?? 'ClusterIP',
       clusterIP: check.optionalString(service.clusterIP, `${field}.clusterIP`),
-      ports: check.list(service.ports, `${field}.ports`).map((entry, portIndex): ServicePortInfo => {
-        const portField = `${field}.ports[${portIndex}]`;
-        const port = check.object(entry, portField);
+      ports: check.objects(service.ports, `${field}.ports`, (port, portField): ServicePortInfo => {
         const targetPort = port.targetPort;
         if (targetPort !== undefined && typeof targetPort !== 'number' && typeof targetPort !== 'string') {
           throw new ConfigError(file, `${portField}.targetPort`, 'must be a number or a name');
@@ -228,9 +226,7 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
       annotations: check.stringMap(service.annotations, `${field}.annotations`),
     };
   });
-  const endpoints = check.list(root.endpoints, 'endpoints').map((item, index): EndpointsInfo => {
-    const field = `endpoints[${index}]`;
-    const entry = check.object(item, field);
+  const endpoints = check.objects(root.endpoints, 'endpoints', (entry, field): EndpointsInfo => {
     return {
       namespace: check.string(entry.namespace, `${field}.namespace`),
       name: check.string(entry.name, `${field}.name`),
@@ -259,6 +255,11 @@ class FieldChecker {
   list(value: unknown, field: string): unknown[] {
     if (!Array.isArray(value)) this.fail(field, 'must be a list');
     return value;
+  }
+
+  /** A list of objects, each read by `read` with its own field name (`field[index]`). */
+  objects<T>(value: unknown, field: string, read: (object: Record<string, unknown>, itemField: string) => T): T[] {
+    return this.list(value, field).map((item, index) => read(this.object(item, `${field}[${index}]`), `${field}[${index}]`));
   }
 
   string(value: unknown, field: string): string {

@@ -3,7 +3,7 @@ import { EXIT, type ExitCode } from '../lib/cli.js';
 import { desiredRules, readConf, resolveConf, type ConfEntry } from './desired.js';
 import { DELIVERED_ANNOTATION, isManaged, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster, type ObservedCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, planObjects, planPublish, serviceDifference } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planPublish, serviceDifference } from './plan.js';
 import type { ObjectSettings } from './settings.js';
 
 /**
@@ -54,17 +54,7 @@ export function buildStatus(
   const delivery = { hosts, delivered, rulesSha256: rules.sha256 };
   // Only the contents of the objects depend on the image and the key, not which actions are planned.
   const planned = [
-    ...planObjects(
-      { services: conf.services, deleteLeftovers: conf.invalid.every((invalid) => invalid.lastValidInForce) },
-      {
-        namespaceExists: observed.namespaceExists,
-        secretExists: observed.secretExists,
-        configMapExists: observed.configMap !== undefined,
-        pods: observed.snapshot.pods,
-        services: observed.snapshot.services,
-      },
-      { ...settings, image: '', sshKeyPath: '' },
-    ),
+    ...planCycleObjects(conf, observed, { ...settings, image: '', sshKeyPath: '' }),
     ...planPublish({ rules: rules.text, delivered: deliveredAfter(delivery, new Set()), lastValid: conf.lastValid }, configMapAfterInit(observed.configMap, settings), settings),
   ];
   const lacking = new Set(hostsLacking(hosts, delivered, rules.sha256));

@@ -1,3 +1,4 @@
+import { applyTeardown } from '../lib/action.js';
 import { errorMessage } from '../lib/errors.js';
 import { loadExternalServices } from '../lib/externalservice.js';
 import type { Logger } from '../lib/log.js';
@@ -5,7 +6,6 @@ import { abortOnSignals } from '../lib/signals.js';
 import { applyControllerActions } from './apply.js';
 import { observeNamespace } from './observe.js';
 import { planTeardown } from './plan.js';
-import { CycleFailedError } from './run.js';
 import type { ObjectSettings } from './settings.js';
 
 /**
@@ -25,11 +25,5 @@ export async function teardownController(confDir: string, settings: ObjectSettin
   }
   const observed = await observeNamespace(settings, { signal: aborter.signal });
   const actions = planTeardown(names, observed, settings);
-  if (actions.length === 0) {
-    log.info('nothing to delete', { namespace: settings.namespace });
-    return;
-  }
-  const failures = await applyControllerActions(actions, { log, signal: aborter.signal });
-  if (failures.length > 0) throw new CycleFailedError(`teardown: ${failures.length} deletion(s) failed`);
-  log.info(`teardown done: ${actions.length} object(s) deleted`);
+  await applyTeardown(actions, (planned) => applyControllerActions(planned, { log, signal: aborter.signal }), log, { namespace: settings.namespace });
 }

@@ -53,7 +53,7 @@ export function tunnelKindOf(args: readonly string[]): TunnelKind | undefined {
   return undefined;
 }
 
-/** The ssh processes that are tunnels, identified by their last two words (SPEC, HOST). */
+/** The ssh processes that are tunnels, identified by their last two words (the forward's spec and the host). */
 export function findTunnels(processes: readonly SshProcess[]): RunningTunnel[] {
   const tunnels: RunningTunnel[] = [];
   for (const { pid, args } of processes) {

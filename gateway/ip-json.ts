@@ -1,4 +1,8 @@
-/** Pure readers of `ip -json` output and /proc text, tested against captured output. */
+/**
+ * Parsers of `ip -json` output (network namespaces, links with their IPv4 addresses, default
+ * routes; output that is not a JSON array is an error), and the check of whether a process's
+ * command line belongs to a given sshd.
+ */
 
 export interface AddressState {
   local: string;

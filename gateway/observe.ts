@@ -59,14 +59,17 @@ function readText(file: string): string | undefined {
   }
 }
 
-export function listManaged(runDir: string): ManagedIp[] {
-  let entries: string[];
+/** The entries of a directory; none when it cannot be read. */
+function entriesOf(dir: string): string[] {
   try {
-    entries = fs.readdirSync(runDir);
+    return fs.readdirSync(dir);
   } catch {
     return [];
   }
-  return entries
+}
+
+export function listManaged(runDir: string): ManagedIp[] {
+  return entriesOf(runDir)
     .filter((entry) => CONFIG_FILE_PATTERN.test(entry))
     .sort()
     .map((entry) => parseConfigHeader(readText(path.join(runDir, entry)) ?? ''))
@@ -74,12 +77,7 @@ export function listManaged(runDir: string): ManagedIp[] {
 }
 
 export function listHostKeys(dir: string): string[] {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const entries = entriesOf(dir);
   return entries
     .filter((entry) => /^ssh_host_\w+_key$/.test(entry) && entries.includes(`${entry}.pub`))
     .sort()

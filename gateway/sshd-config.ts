@@ -4,7 +4,7 @@ import { blockLines, parseTunnelLine } from '../lib/rules.js';
 import type { IpNames } from './names.js';
 
 /**
- * The config of the sshd that serves one gateway IP (SPEC 3.6: least privilege). Each sshd gets
+ * The config of the sshd that serves one gateway IP, with the least privilege it needs. Each sshd gets
  * its own generated file; the host's /etc/ssh/sshd_config is never read or edited. Forwarding is
  * limited to what the current rules need: the -R tunnels that bind on this IP (PermitListen) and
  * the targets of the -L tunnels that connect through it (PermitOpen).

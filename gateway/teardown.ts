@@ -1,3 +1,4 @@
+import { applyTeardown } from '../lib/action.js';
 import { createLogger } from '../lib/log.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { applyGatewayActions } from './apply.js';
@@ -16,11 +17,5 @@ export async function teardownGateway(ipsConf: string, placement: Placement): Pr
   const ips = readIpsConf(ipsConf);
   const state = await observe(ips, { ...placement, privsepDir: PRIVSEP_DIR }, aborter.signal);
   const actions = planTeardown(ips, state, placement);
-  if (actions.length === 0) {
-    log.info('nothing to remove', { ips: ips.length });
-    return;
-  }
-  const failures = await applyGatewayActions(actions, { log, signal: aborter.signal });
-  if (failures.length > 0) throw new Error(`teardown: ${failures.length} action(s) failed`);
-  log.info('torn down', { ips: ips.length });
+  await applyTeardown(actions, (planned) => applyGatewayActions(planned, { log, signal: aborter.signal }), log, { ips: ips.length });
 }

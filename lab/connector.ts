@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { serializeSnapshot, type ClusterSnapshot } from '../controller/snapshot.js';
 import { dumpYaml } from '../lib/yaml.js';
 import { writeConfigMapVolume } from './configmap.js';
 import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
 import { ADDRESSES, PODS, SERVICES, type Topology } from './topology.js';
+import { run } from '../lib/exec.js';
 
 /**
  * Runs the connector in the lab: the README's ExternalService, rules from
@@ -104,10 +104,10 @@ export async function generateRules(connector: Connector, sources: readonly Exte
   const file = path.join(connector.confDir, `${PODS.forwarder.name}.yaml`);
   fs.writeFileSync(`${file}.tmp`, externalServiceYaml(sources));
   fs.renameSync(`${file}.tmp`, file);
-  const result = await execa(BIN('controller'), ['genrule', '--snapshot', path.join(connector.dir, 'snapshot.json'), connector.confDir], {
+  const result = await run(BIN('controller'), ['genrule', '--snapshot', path.join(connector.dir, 'snapshot.json'), connector.confDir], {
     env: { NO_COLOR: '1' },
   });
-  return String(result.stdout);
+  return result.stdout;
 }
 
 /** Publishes rules as the controller does: gateway file by rename, ConfigMap by `..data` swap. */

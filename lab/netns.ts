@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa, execaSync } from 'execa';
+import { run } from '../lib/exec.js';
 
 /**
  * Primitives for system tests and the end-to-end lab: network namespaces, veths, bridges, sshd and TCP peers that the
@@ -63,7 +63,8 @@ export interface SpawnOptions {
   /**
    * Enter only the network namespace (nsenter) with a mount namespace that still shares
    * /run/netns with the host, so the program can itself create namespaces with `ip netns add`
-   * that everyone sees (LINUX-NOTES: `ip netns exec` would make them private).
+   * that everyone sees (`ip netns exec` gives the program a mount namespace of its own, in which
+   * the namespaces it adds would stay private).
    */
   hostLike?: boolean;
   /** Collect stdout/stderr (default: collected into .output). */
@@ -102,8 +103,8 @@ export class Lab {
   /** Creates network namespace <prefix><name> with lo up; returns its full name. */
   async netns(name: string): Promise<string> {
     const full = `${this.prefix}${name}`;
-    await execa('ip', ['netns', 'del', full], { reject: false });
-    await execa('ip', ['netns', 'add', full]);
+    await run('ip', ['netns', 'del', full], { reject: false });
+    await run('ip', ['netns', 'add', full]);
     this.namespaces.push(full);
     await this.exec(full, ['ip', 'link', 'set', 'lo', 'up']);
     return full;
@@ -121,15 +122,10 @@ export class Lab {
 
   async exec(ns: string | undefined, argv: readonly string[], options: { reject?: boolean; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
     const [file, ...args] = ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv];
-    const result = await execa(file as string, args, {
-      reject: false,
-      input: options.input,
-      timeout: options.timeoutMs ?? 30_000,
-      env: options.env,
-    });
-    const out = { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode ?? -1 };
-    if (result.failed && options.reject !== false) {
-      throw new Error(`${argv.join(' ')} (in ${ns ?? 'root'}) failed: ${out.stderr || result.message}`);
+    const result = await run(file as string, args, { reject: false, input: options.input, timeoutMs: options.timeoutMs ?? 30_000, env: options.env });
+    const out = { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
+    if (!result.ok && options.reject !== false) {
+      throw new Error(`${argv.join(' ')} (in ${ns ?? 'root'}) failed: ${out.stderr || `exit code ${out.exitCode}`}`);
     }
     return out;
   }
@@ -228,7 +224,7 @@ export class Lab {
   async sshKeypair(name = 'id_ed25519'): Promise<{ privateKey: string; publicKey: string }> {
     const privateKey = path.join(this.tempDir, name);
     if (!fs.existsSync(privateKey)) {
-      await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'k8s-ext-connector-test', '-f', privateKey]);
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'k8s-ext-connector-test', '-f', privateKey]);
     }
     return { privateKey, publicKey: `${privateKey}.pub` };
   }
@@ -246,7 +242,7 @@ export class Lab {
     const dir = path.join(this.tempDir, id);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const hostKey = path.join(dir, 'host_ed25519');
-    if (!fs.existsSync(hostKey)) await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    if (!fs.existsSync(hostKey)) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
     const authorized = path.join(dir, 'authorized_keys');
     fs.writeFileSync(authorized, options.authorizedKeys.map((file) => fs.readFileSync(file, 'utf8').trim()).join('\n') + '\n', { mode: 0o600 });
     const pidFile = path.join(dir, 'sshd.pid');
@@ -271,7 +267,7 @@ export class Lab {
         '',
       ].join('\n'),
     );
-    await execa(SSHD, ['-t', '-f', configFile]);
+    await run(SSHD, ['-t', '-f', configFile]);
     await this.exec(ns, [SSHD, '-f', configFile]);
     this.pidFiles.push(pidFile);
     const pid = await waitFor(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined : undefined), 5000, `sshd pid file ${pidFile}`);
@@ -336,27 +332,30 @@ export class Lab {
     }
     for (const ns of this.namespaces.splice(0).reverse()) {
       // Processes still inside the namespace (started by the program under test) go first.
-      const pids = await execa('ip', ['netns', 'pids', ns], { reject: false });
-      for (const pid of String(pids.stdout).split('\n').filter(Boolean)) {
+      const pids = await run('ip', ['netns', 'pids', ns], { reject: false });
+      for (const pid of pids.stdout.split('\n').filter(Boolean)) {
         try {
           process.kill(Number(pid), 'SIGKILL');
         } catch {
           /* gone */
         }
       }
-      await execa('ip', ['netns', 'del', ns], { reject: false });
+      await run('ip', ['netns', 'del', ns], { reject: false });
     }
-    for (const link of this.rootLinks.splice(0)) await execa('ip', ['link', 'del', link], { reject: false });
+    for (const link of this.rootLinks.splice(0)) await run('ip', ['link', 'del', link], { reject: false });
     fs.rmSync(this.tempDir, { recursive: true, force: true });
   }
 
   /** Namespaces whose names start with the lab's prefix that still exist (for leak checks). */
   static leftovers(prefix: string): string[] {
-    const result = execaSync('ip', ['netns', 'list'], { reject: false });
-    return String(result.stdout)
-      .split('\n')
-      .map((line) => line.split(' ')[0] ?? '')
-      .filter((name) => name.startsWith(prefix));
+    // `ip netns list` lists the entries of /run/netns: read them without starting a program.
+    let names: string[];
+    try {
+      names = fs.readdirSync('/run/netns');
+    } catch {
+      return [];
+    }
+    return names.filter((name) => name.startsWith(prefix)).sort();
   }
 }
 

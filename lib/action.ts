@@ -77,6 +77,25 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'the next
   if (signal?.aborted) throw new AbortedError(`stopped by a signal before ${what}`);
 }
 
+/**
+ * Carries out a teardown plan: nothing to do is success, and any failed action makes the
+ * teardown fail (after the rest ran, as the component's policy allows).
+ */
+export async function applyTeardown(
+  actions: readonly Action[],
+  apply: (actions: readonly Action[]) => Promise<ActionFailure[]>,
+  log: Logger,
+  fields: Fields,
+): Promise<void> {
+  if (actions.length === 0) {
+    log.info('teardown: nothing to remove', fields);
+    return;
+  }
+  const failures = await apply(actions);
+  if (failures.length > 0) throw new Error(`teardown: ${failures.length} of ${actions.length} step(s) failed`);
+  log.info(`teardown done: ${actions.length} step(s)`, fields);
+}
+
 /** How many parallel actions run at once. */
 export const PARALLEL_LIMIT = 8;
 

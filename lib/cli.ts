@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { addSettings, type SettingTable } from './settings.js';
 import { AbortedError } from './action.js';
 import { CommandError, ConfigError, errorMessage } from './errors.js';
 
@@ -33,6 +34,34 @@ export function createProgram(name: string, description: string): Command {
     .exitOverride()
     .showHelpAfterError()
     .addHelpText('after', `\nWithout a command, run is assumed. \`${name} run --help\` (or status, ...) lists a command's options with their environment variables.\n${EXIT_HELP}`);
+}
+
+export interface CommandSpec<T extends SettingTable> {
+  /** `run` is the default command and has `--once`. */
+  name: string;
+  description: string;
+  /** The one positional argument, [syntax, help], if the command takes one. */
+  argument?: readonly [string, string];
+  table: T;
+  /** The settings of the table this command takes. */
+  keys: readonly (keyof T)[];
+  /** The work: the positional argument ('' without one) and what commander parsed (read it with readSettings). */
+  action: (argument: string, parsed: Record<string, unknown>) => Promise<void>;
+}
+
+/** Adds a command the way all three programs do: its argument, its settings, its action. */
+export function addCommand<T extends SettingTable>(program: Command, spec: CommandSpec<T>): Command {
+  const isRun = spec.name === 'run';
+  const command = program.command(spec.name, { isDefault: isRun }).description(isRun ? `(default command) ${spec.description}` : spec.description);
+  if (spec.argument) command.argument(...spec.argument);
+  if (isRun) command.option('--once', 'run one cycle and exit');
+  addSettings(command, spec.table, spec.keys);
+  // commander passes the positional argument (when there is one), then the parsed options.
+  command.action(async (...args: unknown[]) => {
+    const parsed = args[spec.argument ? 1 : 0] as Record<string, unknown>;
+    await spec.action(spec.argument ? String(args[0]) : '', parsed);
+  });
+  return command;
 }
 
 /** Sets the exit code of a command that finished without an error (e.g. status). */

@@ -20,6 +20,8 @@ export interface RunOptions {
   /** When false, a non-zero exit is returned as a result instead of thrown. Default true. */
   reject?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** When false, the program gets only `env` (plus nothing of this process's environment). Default true. */
+  extendEnv?: boolean;
   cwd?: string;
   /** Where the program's stdout/stderr go; 'pipe' (default) captures them. */
   stdout?: 'pipe' | 'ignore';
@@ -61,7 +63,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     cancelSignal: options.signal,
     env: options.env,
-    extendEnv: true,
+    extendEnv: options.extendEnv ?? true,
     cwd: options.cwd,
     reject: false,
     stripFinalNewline: false,

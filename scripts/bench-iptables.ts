@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
 import { natRestoreInput, parseIptablesSave, parseRuleLine, type NatRule } from '../lib/iptables.js';
 import { Lab } from '../lab/netns.js';
+import { run } from '../lib/exec.js';
 
 /**
  * Applying N nat rules in a scratch network namespace, two ways, in the same run:
@@ -34,8 +34,8 @@ export function benchRules(count: number, variant = 0): NatRule[] {
 }
 
 async function countRules(ns: string): Promise<number> {
-  const saved = await execa('ip', ['netns', 'exec', ns, 'iptables-save', '-t', 'nat'], { reject: false });
-  return parseIptablesSave(String(saved.stdout)).rules.length;
+  const saved = await run('ip', ['netns', 'exec', ns, 'iptables-save', '-t', 'nat'], { reject: false });
+  return parseIptablesSave(saved.stdout).rules.length;
 }
 
 /** Reads the table in a loop until stopped; returns [reads, reads that saw fewer than `full` rules]. */
@@ -69,21 +69,21 @@ export async function benchIptablesApply(counts: readonly number[]): Promise<Ipt
       // Start from a full table of other rules (a rules change, not a first fill).
       const before = benchRules(count, 1);
       const after = benchRules(count, 0);
-      await execa('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(before) });
+      await run('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(before) });
 
       const restoreWatch = watchTable(ns, count);
       let started = performance.now();
-      await execa('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(after) });
+      await run('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(after) });
       const restoreMs = performance.now() - started;
       const [restoreReads, restorePartialReads] = await restoreWatch.stop();
       if ((await countRules(ns)) !== count) throw new Error(`restore left ${await countRules(ns)} rules, expected ${count}`);
 
-      await execa('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(before) });
+      await run('ip', ['netns', 'exec', ns, 'iptables-restore'], { input: natRestoreInput(before) });
       const ruleWatch = watchTable(ns, count);
       started = performance.now();
-      await execa('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-F']);
+      await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-F']);
       for (const rule of after) {
-        await execa('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-A', rule.chain, ...rule.args]);
+        await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-A', rule.chain, ...rule.args]);
       }
       const ruleByRuleMs = performance.now() - started;
       const [ruleByRuleReads, ruleByRulePartialReads] = await ruleWatch.stop();

@@ -54,7 +54,7 @@ describe('controller teardown', () => {
     bench = new ControllerBench();
     const result = await bench.run(['teardown', bench.conf]);
     expect(result.exitCode, result.stderr).toBe(0);
-    expect(result.stderr).toContain('nothing to delete');
+    expect(result.stderr).toContain('teardown: nothing to remove');
     expect(bench.calls().filter(isMutating)).toEqual([]);
   });
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { run } from '../../lib/exec.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const STANDIN_BIN = path.join(ROOT, 'test/bin');
@@ -13,22 +13,22 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs one of the real bin/ programs (built into dist/) and returns its exit code and output. */
+/** Runs one of the real bin/ programs (built into dist/) in a clean environment and returns its exit code and output. */
 export async function runBin(
   name: 'controller' | 'gateway' | 'forwarder',
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const result = await execa(path.join(ROOT, 'bin', name), [...args], {
+  const result = await run(path.join(ROOT, 'bin', name), args, {
     env: { NO_COLOR: '1', ...options.env },
     extendEnv: false,
     cwd: options.cwd ?? os.tmpdir(),
     input: options.input,
-    stdin: options.input === undefined ? 'ignore' : 'pipe',
     reject: false,
-    timeout: options.timeoutMs ?? 20_000,
+    timeoutMs: options.timeoutMs ?? 20_000,
   });
-  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  // Without the final newline, as a shell's $(...) would give it.
+  return { exitCode: result.exitCode, stdout: result.stdout.replace(/\n$/, ''), stderr: result.stderr.replace(/\n$/, '') };
 }
 
 /** A fresh temporary directory, removed by the returned function. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Lab, PACKAGE_ROOT } from '../../lab/netns.js';
+import { run } from '../../lib/exec.js';
 import { preflightProblems } from '../../lab/preflight.js';
 import { ADDRESSES, LAB_PREFIX } from '../../lab/topology.js';
 
@@ -11,7 +11,7 @@ if (skip) console.warn(`system tests skipped: ${skip}`);
 
 const DEMO = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'demo.js');
 const demo = (args: string[] = []) =>
-  execa(process.execPath, [DEMO, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' }, stdin: 'ignore' });
+  run(process.execPath, [DEMO, ...args], { reject: false, timeoutMs: 240_000, env: { NO_COLOR: '1' } });
 
 describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
   afterAll(async () => {
@@ -43,7 +43,7 @@ describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
     expect(kept.stdout).toContain('npm run demo -- --down');
     expect(Lab.leftovers(LAB_PREFIX).length).toBeGreaterThan(0);
 
-    const curl = await execa('ip', ['netns', 'exec', `${LAB_PREFIX}pod1`, process.execPath, path.join(PACKAGE_ROOT, 'lab', 'http-get.mjs'), 'http://10.96.0.100:8000/'], {
+    const curl = await run('ip', ['netns', 'exec', `${LAB_PREFIX}pod1`, process.execPath, path.join(PACKAGE_ROOT, 'lab', 'http-get.mjs'), 'http://10.96.0.100:8000/'], {
       reject: false,
     });
     expect(String(curl.stdout).trim()).toBe(`external-server saw you as ${ADDRESSES.sourceIPs[0]}`);
@@ -55,7 +55,7 @@ describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
     const down = await demo(['--down']);
     expect(down.exitCode).toBe(0);
     expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
-    const ps = await execa('ps', ['-C', 'ssh,sshd', '-o', 'args', '--no-headers'], { reject: false });
+    const ps = await run('ps', ['-C', 'ssh,sshd', '-o', 'args', '--no-headers'], { reject: false });
     expect(String(ps.stdout)).not.toContain('192.168.122.20');
   });
 });
