@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { addCommand, createProgram, EXIT, exitWith } from '../lib/cli.js';
+import { buildProgram, EXIT, exitWith } from '../lib/cli.js';
 import { createLogger } from '../lib/log.js';
 import { readSettings } from '../lib/settings.js';
 import { genruleCommand, snapshotCommand, validateCommand } from './genrule-command.js';
@@ -17,65 +17,46 @@ const CONF_DIR = ['<CONF_DIR>', 'directory of ExternalService YAML files'] as co
 const OFFLINE_KEYS = ['namespace', 'snapshot'] as const;
 
 export function buildControllerProgram(): Command {
-  const program = createProgram(
-    'controller',
-    'k8s-ext-connector controller: runs forwarder pods and publishes the tunnel and iptables rules for the ExternalServices of CONF_DIR',
-  ).usage('[run] [--once] [options] CONF_DIR | status [options] CONF_DIR | teardown [options] CONF_DIR | genrule | validate | snapshot');
   const table = CONTROLLER_SETTINGS;
-  addCommand(program, {
-    name: 'run',
-    description: 'reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)',
-    argument: CONF_DIR,
-    table,
-    keys: RUN_KEYS,
-    action: (confDir, parsed) => runController(resolveControllerSettings(confDir, parsed), { once: parsed.once === true, log: createLogger('controller') }),
-  });
-  addCommand(program, {
-    name: 'status',
-    description: 'show what is applied and what is wrong (exit 1 when anything is not applied, 2 when a conf file is invalid)',
-    argument: CONF_DIR,
-    table,
-    keys: STATUS_KEYS,
-    action: async (confDir, parsed) => {
-      const { gatewayToReport } = readSettings(table, ['gatewayToReport'], parsed);
-      exitWith(await showControllerStatus(confDir, resolveObjectSettings(parsed), gatewayToReport, process.stdout));
+  return buildProgram({ name: 'controller', description: 'k8s-ext-connector controller: runs forwarder pods and publishes the tunnel and iptables rules for the ExternalServices of CONF_DIR', usage: '[run] [--once] [options] CONF_DIR | status [options] CONF_DIR | teardown [options] CONF_DIR | genrule | validate | snapshot' }, table, [
+    {
+      name: 'run', argument: CONF_DIR, keys: RUN_KEYS,
+      description: 'reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)',
+      action: (confDir, parsed) => runController(resolveControllerSettings(confDir, parsed), { once: parsed.once === true, log: createLogger('controller') }),
     },
-  });
-  addCommand(program, {
-    name: 'teardown',
-    description: 'delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace',
-    argument: CONF_DIR,
-    table,
-    keys: OBJECT_KEYS,
-    action: (confDir, parsed) => teardownController(confDir, resolveObjectSettings(parsed), createLogger('controller/teardown')),
-  });
-  addCommand(program, {
-    name: 'genrule',
-    description: 'print the rules YAML for the ExternalServices of CONF_DIR on stdout (needs only kubectl; invalid files are reported on stderr and skipped)',
-    argument: CONF_DIR,
-    table,
-    keys: OFFLINE_KEYS,
-    action: (confDir, parsed) => genruleCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/genrule'), process.stdout),
-  });
-  addCommand(program, {
-    name: 'validate',
-    description: 'check every ExternalService file of CONF_DIR and report every problem; exit 2 if any file is invalid',
-    argument: CONF_DIR,
-    table,
-    keys: OFFLINE_KEYS,
-    action: async (confDir, parsed) => {
-      if (!(await validateCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/validate')))) exitWith(EXIT.badInput);
+    {
+      name: 'status', argument: CONF_DIR, keys: STATUS_KEYS,
+      description: 'show what is applied and what is wrong (exit 1 when anything is not applied, 2 when a conf file is invalid)',
+      action: async (confDir, parsed) => {
+        const { gatewayToReport } = readSettings(table, ['gatewayToReport'], parsed);
+        exitWith(await showControllerStatus(confDir, resolveObjectSettings(parsed), gatewayToReport, process.stdout));
+      },
     },
-  });
-  addCommand(program, {
-    name: 'snapshot',
-    description: 'read the cluster once (forwarder pods, services, endpoints) and save it as JSON for `genrule --snapshot`',
-    table,
-    keys: ['namespace'],
-    action: async (_none, parsed) => {
-      const { namespace } = readSettings(table, ['namespace'], parsed);
-      await snapshotCommand({ namespace, output: typeof parsed.output === 'string' ? parsed.output : undefined }, createLogger('controller/snapshot'), process.stdout);
+    {
+      name: 'teardown', argument: CONF_DIR, keys: OBJECT_KEYS,
+      description: 'delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace',
+      action: (confDir, parsed) => teardownController(confDir, resolveObjectSettings(parsed), createLogger('controller/teardown')),
     },
-  }).addOption(new Option('-o, --output <file>', 'write to this file (atomically) instead of stdout'));
-  return program;
+    {
+      name: 'genrule', argument: CONF_DIR, keys: OFFLINE_KEYS,
+      description: 'print the rules YAML for the ExternalServices of CONF_DIR on stdout (needs only kubectl; invalid files are reported on stderr and skipped)',
+      action: (confDir, parsed) => genruleCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/genrule'), process.stdout),
+    },
+    {
+      name: 'validate', argument: CONF_DIR, keys: OFFLINE_KEYS,
+      description: 'check every ExternalService file of CONF_DIR and report every problem; exit 2 if any file is invalid',
+      action: async (confDir, parsed) => {
+        if (!(await validateCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/validate')))) exitWith(EXIT.badInput);
+      },
+    },
+    {
+      name: 'snapshot', keys: ['namespace'],
+      description: 'read the cluster once (forwarder pods, services, endpoints) and save it as JSON for `genrule --snapshot`',
+      extraOptions: [new Option('-o, --output <file>', 'write to this file (atomically) instead of stdout')],
+      action: async (_none, parsed) => {
+        const { namespace } = readSettings(table, ['namespace'], parsed);
+        await snapshotCommand({ namespace, output: typeof parsed.output === 'string' ? parsed.output : undefined }, createLogger('controller/snapshot'), process.stdout);
+      },
+    },
+  ]);
 }

@@ -197,16 +197,14 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
   }
   const pods = check.objects(root.pods, 'pods', (pod, field): PodInfo => {
     return {
-      namespace: check.string(pod.namespace, `${field}.namespace`),
-      name: check.string(pod.name, `${field}.name`),
+      ...check.named(pod, field),
       podIP: check.optionalString(pod.podIP, `${field}.podIP`),
       labels: check.stringMap(pod.labels, `${field}.labels`),
     };
   });
   const services = check.objects(root.services, 'services', (service, field): ServiceInfo => {
     return {
-      namespace: check.string(service.namespace, `${field}.namespace`),
-      name: check.string(service.name, `${field}.name`),
+      ...check.named(service, field),
       type: check.optionalString(service.type, `${field}.type`) ?? 'ClusterIP',
       clusterIP: check.optionalString(service.clusterIP, `${field}.clusterIP`),
       ports: check.objects(service.ports, `${field}.ports`, (port, portField): ServicePortInfo => {
@@ -228,8 +226,7 @@ export function parseSnapshot(text: string, file: string): ClusterSnapshot {
   });
   const endpoints = check.objects(root.endpoints, 'endpoints', (entry, field): EndpointsInfo => {
     return {
-      namespace: check.string(entry.namespace, `${field}.namespace`),
-      name: check.string(entry.name, `${field}.name`),
+      ...check.named(entry, field),
       readyIPs: check.list(entry.readyIPs, `${field}.readyIPs`).map((ip, ipIndex) => check.string(ip, `${field}.readyIPs[${ipIndex}]`)),
     };
   });
@@ -255,6 +252,11 @@ class FieldChecker {
   list(value: unknown, field: string): unknown[] {
     if (!Array.isArray(value)) this.fail(field, 'must be a list');
     return value;
+  }
+
+  /** The namespace and name every object of a snapshot has. */
+  named(object: Record<string, unknown>, field: string): { namespace: string; name: string } {
+    return { namespace: this.string(object.namespace, `${field}.namespace`), name: this.string(object.name, `${field}.name`) };
   }
 
   /** A list of objects, each read by `read` with its own field name (`field[index]`). */

@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { addSettings, type SettingTable } from './settings.js';
 import { AbortedError } from './action.js';
 import { CommandError, ConfigError, errorMessage } from './errors.js';
@@ -28,9 +28,10 @@ once with exit code 1.`;
  * A program with the common frame; its commands are added by the component, after this, so that
  * they inherit exitOverride (commander then throws instead of exiting, and runCli sets the code).
  */
-export function createProgram(name: string, description: string): Command {
+export function createProgram(name: string, description: string, usage: string): Command {
   return new Command(name)
     .description(description)
+    .usage(usage)
     .exitOverride()
     .showHelpAfterError()
     .addHelpText('after', `\nWithout a command, run is assumed. \`${name} run --help\` (or status, ...) lists a command's options with their environment variables.\n${EXIT_HELP}`);
@@ -41,21 +42,32 @@ export interface CommandSpec<T extends SettingTable> {
   name: string;
   description: string;
   /** The one positional argument, [syntax, help], if the command takes one. */
-  argument?: readonly [string, string];
-  table: T;
-  /** The settings of the table this command takes. */
+  argument?: readonly [string, string] | undefined;
+  /** The settings of the program's table this command takes. */
   keys: readonly (keyof T)[];
+  /** Options that are no setting (no environment variable), e.g. an output file. */
+  extraOptions?: readonly Option[];
   /** The work: the positional argument ('' without one) and what commander parsed (read it with readSettings). */
   action: (argument: string, parsed: Record<string, unknown>) => Promise<void>;
 }
 
-/** Adds a command the way all three programs do: its argument, its settings, its action. */
-export function addCommand<T extends SettingTable>(program: Command, spec: CommandSpec<T>): Command {
+/**
+ * A program the way all three are built: the common frame, and its commands, each with its
+ * argument, its settings (from the program's one table) and its action.
+ */
+export function buildProgram<T extends SettingTable>(frame: { name: string; description: string; usage: string }, table: T, commands: readonly CommandSpec<T>[]): Command {
+  const program = createProgram(frame.name, frame.description, frame.usage);
+  for (const spec of commands) addCommand(program, table, spec);
+  return program;
+}
+
+function addCommand<T extends SettingTable>(program: Command, table: T, spec: CommandSpec<T>): Command {
   const isRun = spec.name === 'run';
   const command = program.command(spec.name, { isDefault: isRun }).description(isRun ? `(default command) ${spec.description}` : spec.description);
   if (spec.argument) command.argument(...spec.argument);
   if (isRun) command.option('--once', 'run one cycle and exit');
-  addSettings(command, spec.table, spec.keys);
+  addSettings(command, table, spec.keys);
+  for (const option of spec.extraOptions ?? []) command.addOption(option);
   // commander passes the positional argument (when there is one), then the parsed options.
   command.action(async (...args: unknown[]) => {
     const parsed = args[spec.argument ? 1 : 0] as Record<string, unknown>;

@@ -221,17 +221,26 @@ function readIPv4(value: unknown, field: string, fail: Fail): string | undefined
   return value;
 }
 
-function readSources(value: unknown, file: string, fail: Fail, warnings: string[]): ExternalServiceSource[] | undefined {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) return fail('spec.sources', 'must be a list');
-  const sources: ExternalServiceSource[] = [];
+/** The mappings of an optional list, each with its field name; undefined (reported) when it is not a list. */
+function listOfMappings(value: unknown, listField: string, what: string, fail: Fail): { entries: { item: Record<string, unknown>; field: string; index: number }[]; valid: boolean } | undefined {
+  if (value === undefined || value === null) return { entries: [], valid: true };
+  if (!Array.isArray(value)) return fail(listField, 'must be a list');
+  const entries: { item: Record<string, unknown>; field: string; index: number }[] = [];
   let valid = true;
   value.forEach((item: unknown, index) => {
-    const field = `spec.sources[${index}]`;
-    if (!isPlainObject(item)) {
-      valid = fail(field, 'must be a mapping with service and sourceIP') ?? false;
-      return;
-    }
+    const field = `${listField}[${index}]`;
+    if (isPlainObject(item)) entries.push({ item, field, index });
+    else valid = fail(field, `must be a mapping with ${what}`) ?? false;
+  });
+  return { entries, valid };
+}
+
+function readSources(value: unknown, file: string, fail: Fail, warnings: string[]): ExternalServiceSource[] | undefined {
+  const list = listOfMappings(value, 'spec.sources', 'service and sourceIP', fail);
+  if (list === undefined) return undefined;
+  const sources: ExternalServiceSource[] = [];
+  let valid = list.valid;
+  for (const { item, field } of list.entries) {
     const hasService = item.service !== undefined && item.service !== null;
     const hasSourceIP = item.sourceIP !== undefined && item.sourceIP !== null;
     const service = hasService ? readServiceRef(item.service, `${field}.service`, fail) : undefined;
@@ -239,14 +248,14 @@ function readSources(value: unknown, file: string, fail: Fail, warnings: string[
     const bidirectional = readBidirectional(item.bidirectional, `${field}.bidirectional`, fail);
     if ((hasService && !service) || (hasSourceIP && !sourceIP) || bidirectional === undefined) {
       valid = false;
-      return;
+      continue;
     }
     if (!service || !sourceIP) {
       warnings.push(`${file}: ${field}: skipped: it has no ${service ? 'sourceIP' : 'service'}`);
-      return;
+      continue;
     }
     sources.push({ service, sourceIP, bidirectional });
-  });
+  }
   return valid ? sources : undefined;
 }
 
@@ -272,18 +281,13 @@ function readBidirectional(value: unknown, field: string, fail: Fail): boolean |
 }
 
 function readPorts(value: unknown, fail: Fail): ExternalServicePort[] | undefined {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) return fail('spec.ports', 'must be a list');
+  const list = listOfMappings(value, 'spec.ports', 'port and targetPort', fail);
+  if (list === undefined) return undefined;
   const ports: ExternalServicePort[] = [];
   const seenPorts = new Map<number, number>();
   const seenNames = new Map<string, number>();
-  let valid = true;
-  value.forEach((item: unknown, index) => {
-    const field = `spec.ports[${index}]`;
-    if (!isPlainObject(item)) {
-      valid = fail(field, 'must be a mapping with port and targetPort') ?? false;
-      return;
-    }
+  let valid = list.valid;
+  for (const { item, field, index } of list.entries) {
     const protocol = item.protocol ?? 'TCP';
     if (protocol !== 'TCP') valid = fail(`${field}.protocol`, `${show(protocol)} is not supported (only TCP)`) ?? false;
     const port = readPort(item.port, `${field}.port`, fail);
@@ -303,13 +307,13 @@ function readPorts(value: unknown, fail: Fail): ExternalServicePort[] | undefine
     }
     if (port === undefined || targetPort === undefined) {
       valid = false;
-      return;
+      continue;
     }
     const other = seenPorts.get(port);
     if (other !== undefined) valid = fail(`${field}.port`, `${port} is also the port of spec.ports[${other}]`) ?? false;
     seenPorts.set(port, index);
     ports.push(name === undefined ? { protocol: 'TCP', port, targetPort } : { protocol: 'TCP', port, targetPort, name });
-  });
+  }
   return valid ? ports : undefined;
 }
 
