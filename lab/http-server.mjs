@@ -1,16 +1,32 @@
-// A small HTTP server for the lab: logs one line per request with the client address it saw,
-// like `python -m SimpleHTTPServer` in the original README, and answers with that address.
+// A small HTTP/1.0 server for the lab, answering the way `python -m SimpleHTTPServer` in the
+// original README does: one log line per request with the client address it saw, and a reply
+// written in two parts (headers, then body) on a socket with Nagle's algorithm on. That second
+// small write is what waits for a delayed ACK when one leg of a path delays its ACKs.
 // Usage: node http-server.mjs HOST PORT LOG NAME
 import fs from 'node:fs';
-import http from 'node:http';
+import { Buffer } from 'node:buffer';
+import net from 'node:net';
 
 const [host, port, log, name] = process.argv.slice(2);
-const server = http.createServer((request, response) => {
-  const peer = (request.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-  fs.appendFileSync(log, `${new Date().toISOString()} ${peer} "${request.method} ${request.url}"\n`);
-  response.setHeader('content-type', 'text/plain');
-  response.end(`${name} saw you as ${peer}\n`);
+const server = net.createServer({ noDelay: false }, (socket) => {
+  let request = '';
+  socket.setEncoding('latin1');
+  socket.on('error', () => socket.destroy());
+  const onData = (chunk) => {
+    request += chunk;
+    if (!request.includes('\r\n\r\n')) {
+      if (request.length > 65536) socket.destroy();
+      return;
+    }
+    socket.off('data', onData);
+    const [method, target] = request.slice(0, request.indexOf('\r\n')).split(' ');
+    const peer = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    fs.appendFileSync(log, `${new Date().toISOString()} ${peer} "${method} ${target}"\n`);
+    const body = `${name} saw you as ${peer}\n`;
+    const headers = `HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    socket.write(headers, () => socket.end(body));
+  };
+  socket.on('data', onData);
 });
-server.keepAliveTimeout = 0;
 server.listen(Number(port), host, () => process.stdout.write('listening\n'));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

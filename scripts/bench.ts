@@ -4,6 +4,7 @@ import { benchController, type ControllerMeasurement } from './bench-controller.
 import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
 import { benchIptablesApply, type IptablesApplyMeasurement } from './bench-iptables.js';
 import { benchLatency, type LatencyMeasurement } from './bench-latency.js';
+import { benchRequests, type RequestMeasurement, type RequestTimes } from './bench-requests.js';
 import { benchTunnel, type TunnelMeasurement } from './bench-tunnel.js';
 
 /**
@@ -16,6 +17,7 @@ interface Report {
   controller: ControllerMeasurement[];
   iptables?: IptablesApplyMeasurement[];
   latency?: LatencyMeasurement;
+  requests?: RequestMeasurement;
   tunnel?: TunnelMeasurement;
   skipped?: string;
 }
@@ -66,7 +68,7 @@ function render(report: Report): string {
     ),
   );
   if (report.skipped) {
-    out.push('', `Skipped (nat apply, change latency, tunnel throughput): ${report.skipped}`);
+    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput): ${report.skipped}`);
     return out.join('\n');
   }
   if (report.iptables) {
@@ -90,16 +92,38 @@ function render(report: Report): string {
     out.push('', `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source)`);
     out.push(`  median ${Math.round(latency.medianMs)} ms, max ${Math.round(latency.maxMs)} ms; samples: ${latency.samplesMs.map((value) => Math.round(value)).join(', ')} ms (the original: up to 10,000 ms)`);
   }
+  if (report.requests) {
+    const count = report.requests.paths[0]?.toExternal.count ?? 0;
+    out.push('', `Short requests in the end-to-end lab: ${count} sequential HTTP/1.0 requests per row, each on a new connection, the reply written as headers then body`);
+    const row = (direction: string, name: string, times: RequestTimes): string[] => [
+      direction,
+      name,
+      ms(times.p50Ms),
+      ms(times.p99Ms),
+      ms(times.maxMs),
+      `${times.over10Ms} of ${times.count}`,
+    ];
+    const names: Record<string, string> = { direct: 'direct (no tunnel)', original: "the original's tunnels", forwarder: "bin/forwarder's and bin/gateway's" };
+    out.push(
+      table(
+        ['direction', 'path', 'p50 ms', 'p99 ms', 'max ms', 'over 10 ms'],
+        [
+          ...report.requests.paths.map((entry) => row('pod -> external server (-L)', names[entry.path] ?? entry.path, entry.toExternal)),
+          ...report.requests.paths.map((entry) => row('external server -> pod (-R)', names[entry.path] ?? entry.path, entry.toPod)),
+        ],
+      ),
+    );
+  }
   if (report.tunnel) {
     const { tunnel } = report;
     out.push('', `Tunnel throughput, ${tunnel.bytes / 1e6} MB per transfer (median of 5)`);
     out.push(
       table(
-        ['path', 'MB/s', 'vs plain ssh -L'],
+        ['path', 'MB/s', "vs the original's tunnel"],
         [
-          ['direct (no tunnel)', tunnel.directMBps.toFixed(0), (tunnel.directMBps / tunnel.plainSshMBps).toFixed(2)],
-          ['plain ssh -N -L', tunnel.plainSshMBps.toFixed(0), '1.00'],
-          ["bin/forwarder's -L tunnel", tunnel.forwarderMBps.toFixed(0), tunnel.forwarderVsPlain.toFixed(2)],
+          ['direct (no tunnel)', tunnel.directMBps.toFixed(0), (tunnel.directMBps / tunnel.originalMBps).toFixed(2)],
+          ["the original's ssh -g -f -N -L (OpenSSH's default cipher)", tunnel.originalMBps.toFixed(0), '1.00'],
+          [`bin/forwarder's -L tunnel (${tunnel.forwarderCipher} first)`, tunnel.forwarderMBps.toFixed(0), tunnel.forwarderVsOriginal.toFixed(2)],
         ],
       ),
     );
@@ -108,7 +132,7 @@ function render(report: Report): string {
 }
 
 const program = new Command('bench')
-  .description('measure rule generation, the controller cycle, nat apply, change latency and tunnel throughput in one run')
+  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests and tunnel throughput in one run')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
   .action(async (options: { json?: boolean; quick?: boolean }) => {
@@ -126,6 +150,8 @@ const program = new Command('bench')
       report.iptables = await benchIptablesApply(options.quick ? [10, 100] : [10, 100, 1000]);
       progress('change-to-applied latency in the lab');
       report.latency = await benchLatency(options.quick ? 4 : 10);
+      progress(`short requests through the tunnels in the lab (${options.quick ? 200 : 1000} per path and direction)`);
+      report.requests = await benchRequests(options.quick ? 200 : 1000);
       progress('tunnel throughput');
       report.tunnel = await benchTunnel(options.quick ? 50e6 : 200e6);
     }
