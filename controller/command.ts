@@ -51,7 +51,7 @@ export function buildControllerProgram(): Command {
     },
     {
       name: 'snapshot', keys: ['namespace'],
-      description: 'read the cluster once (forwarder pods, services, endpoints) and save it as JSON for `genrule --snapshot`',
+      description: 'read the cluster once (forwarder pods, services, EndpointSlices) and save it as JSON for `genrule --snapshot`',
       extraOptions: [new Option('-o, --output <file>', 'write to this file (atomically) instead of stdout')],
       action: async (_none, parsed) => {
         const { namespace } = readSettings(table, ['namespace'], parsed);

@@ -40,10 +40,16 @@ export interface ServiceInfo extends ObjectMaps {
   selector: Record<string, string>;
 }
 
+/**
+ * The ready addresses of one service: from all its EndpointSlices, the addresses of every
+ * endpoint whose `conditions.ready` is not false, each once, in address order. (Snapshots saved
+ * by earlier versions read them from v1 Endpoints' `subsets[*].addresses`: the same meaning and
+ * shape, so they keep working.)
+ */
 export interface EndpointsInfo {
   namespace: string;
+  /** The service's name. */
   name: string;
-  /** subsets[*].addresses[*].ip (ready addresses only, not notReadyAddresses). */
   readyIPs: string[];
 }
 
@@ -52,9 +58,12 @@ export interface ClusterSnapshot {
   pods: PodInfo[];
   /** Services of all namespaces. */
   services: ServiceInfo[];
-  /** Endpoints of all namespaces. */
+  /** Ready addresses of the services of all namespaces. */
   endpoints: EndpointsInfo[];
 }
+
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 export const SNAPSHOT_VERSION = 1;
 
@@ -67,25 +76,25 @@ export interface ReadSnapshotOptions {
 
 /**
  * Reads the cluster with three kubectl calls (the forwarder namespace's pods, all services, all
- * endpoints), whatever the number of ExternalServices. A failing read throws (CommandError), so
- * that a cycle never works from a partial picture.
+ * services' EndpointSlices), whatever the number of ExternalServices. A failing read throws
+ * (CommandError), so that a cycle never works from a partial picture.
  */
 export async function readClusterSnapshot(options: ReadSnapshotOptions): Promise<ClusterSnapshot> {
   const get = (args: string[]): Promise<unknown[]> => kubectlList(args, options);
-  const [pods, services, endpoints] = await Promise.all([
+  const [pods, services, endpointSlices] = await Promise.all([
     get(['pods', '-n', options.namespace]),
     get(['services', '--all-namespaces']),
-    get(['endpoints', '--all-namespaces']),
+    get(['endpointslices.discovery.k8s.io', '--all-namespaces', '-l', SERVICE_NAME_LABEL]),
   ]);
-  return snapshotFromObjects({ pods, services, endpoints });
+  return snapshotFromObjects({ pods, services, endpointSlices });
 }
 
 /** The snapshot of kubectl's JSON objects (the `items` of each list). */
-export function snapshotFromObjects(objects: { pods: unknown[]; services: unknown[]; endpoints: unknown[] }): ClusterSnapshot {
+export function snapshotFromObjects(objects: { pods: unknown[]; services: unknown[]; endpointSlices: unknown[] }): ClusterSnapshot {
   return {
     pods: objects.pods.map(podFromObject).filter((pod) => pod !== undefined),
     services: objects.services.map(serviceFromObject).filter((service) => service !== undefined),
-    endpoints: objects.endpoints.map(endpointsFromObject).filter((entry) => entry !== undefined),
+    endpoints: endpointsFromSlices(objects.endpointSlices),
   };
 }
 
@@ -164,17 +173,28 @@ function serviceFromObject(object: unknown): ServiceInfo | undefined {
   };
 }
 
-function endpointsFromObject(object: unknown): EndpointsInfo | undefined {
-  const metadata = metadataOf(object);
-  if (!metadata || !isPlainObject(object)) return undefined;
-  const readyIPs: string[] = [];
-  for (const subset of Array.isArray(object.subsets) ? object.subsets : []) {
-    if (!isPlainObject(subset) || !Array.isArray(subset.addresses)) continue;
-    for (const address of subset.addresses) {
-      if (isPlainObject(address) && typeof address.ip === 'string' && address.ip !== '') readyIPs.push(address.ip);
+const byAddress = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+/** Each service's ready addresses, gathered from all of its EndpointSlices. */
+function endpointsFromSlices(slices: readonly unknown[]): EndpointsInfo[] {
+  const byService = new Map<string, EndpointsInfo>();
+  for (const slice of slices) {
+    const metadata = metadataOf(slice);
+    const service = metadata?.labels[SERVICE_NAME_LABEL];
+    if (!metadata || service === undefined || service === '' || !isPlainObject(slice)) continue;
+    const key = `${metadata.namespace}/${service}`;
+    let entry = byService.get(key);
+    if (!entry) byService.set(key, (entry = { namespace: metadata.namespace, name: service, readyIPs: [] }));
+    for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
+      if (!isPlainObject(endpoint) || !Array.isArray(endpoint.addresses)) continue;
+      // A missing ready condition means ready (the API's own reading).
+      if (isPlainObject(endpoint.conditions) && endpoint.conditions.ready === false) continue;
+      for (const address of endpoint.addresses) {
+        if (typeof address === 'string' && address !== '' && !entry.readyIPs.includes(address)) entry.readyIPs.push(address);
+      }
     }
   }
-  return { namespace: metadata.namespace, name: metadata.name, readyIPs };
+  return [...byService.values()].map((entry) => ({ ...entry, readyIPs: entry.readyIPs.sort(byAddress) }));
 }
 
 /** A snapshot as a file: JSON with a version, for `genrule --snapshot FILE`. */

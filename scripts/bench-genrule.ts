@@ -42,7 +42,7 @@ export interface GenruleMeasurement {
 export interface Cluster {
   pods: Record<string, unknown>[];
   services: Record<string, unknown>[];
-  endpoints: Record<string, unknown>[];
+  endpointSlices: Record<string, unknown>[];
 }
 
 function sourceIP(index: number): string {
@@ -68,7 +68,7 @@ ${sources}  ports:
 }
 
 export function clusterFor(count: number): Cluster {
-  const cluster: Cluster = { pods: [], services: [], endpoints: [] };
+  const cluster: Cluster = { pods: [], services: [], endpointSlices: [] };
   for (let i = 0; i < count; i++) {
     cluster.pods.push({ kind: 'Pod', metadata: { namespace: FORWARDER_NAMESPACE, name: `es-${i}` }, status: { podIP: `10.244.${200 + (i >> 8)}.${i & 255}` } });
     for (let j = 0; j < SOURCES_PER_SERVICE; j++) {
@@ -79,8 +79,15 @@ export function clusterFor(count: number): Cluster {
         metadata,
         spec: { type: 'ClusterIP', clusterIP: `10.96.${serial >> 8}.${serial & 255}`, ports: [{ protocol: 'TCP', port: 80 }, { protocol: 'TCP', port: 443 }] },
       });
-      const addresses = [0, 1, 2].map((k) => ({ ip: `10.${100 + k}.${serial >> 8}.${serial & 255}` }));
-      cluster.endpoints.push({ kind: 'Endpoints', metadata, subsets: [{ addresses, ports: [{ port: 80 }, { port: 443 }] }] });
+      const endpoints = [0, 1, 2].map((k) => ({ addresses: [`10.${100 + k}.${serial >> 8}.${serial & 255}`], conditions: { ready: true } }));
+      cluster.endpointSlices.push({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { ...metadata, name: `${metadata.name}-abcde`, labels: { 'kubernetes.io/service-name': metadata.name } },
+        addressType: 'IPv4',
+        endpoints,
+        ports: [{ port: 80 }, { port: 443 }],
+      });
     }
   }
   return cluster;
@@ -91,7 +98,7 @@ export function seedStandin(dir: string, cluster: Cluster): void {
   const groups: [string, Record<string, unknown>[]][] = [
     ['pods', cluster.pods],
     ['services', cluster.services],
-    ['endpoints', cluster.endpoints],
+    ['endpointslices', cluster.endpointSlices],
   ];
   for (const [resource, objects] of groups) {
     for (const object of objects) {

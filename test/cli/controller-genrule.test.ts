@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readStandinLog, ROOT, runBin, seedKube, standinPath, STANDIN_BIN, tempDir, type CliResult } from '../helpers/cli.js';
+import { endpointSlice, readStandinLog, ROOT, runBin, seedKube, standinPath, STANDIN_BIN, tempDir, type CliResult } from '../helpers/cli.js';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/genrule/readme-sample');
 const EXPECTED = fs.readFileSync(path.join(FIXTURE, 'expected.yaml'), 'utf8');
@@ -34,7 +34,7 @@ function readmeCluster(): Record<string, unknown>[] {
   ] as const) {
     objects.push(
       { kind: 'Service', metadata: { namespace, name }, spec: { type: 'ClusterIP', clusterIP, ports: [{ protocol: 'TCP', port: 80, targetPort: 80 }] } },
-      { kind: 'Endpoints', metadata: { namespace, name }, subsets: [{ addresses: [{ ip: endpoint }], notReadyAddresses: [{ ip: '10.244.0.99' }] }] },
+      endpointSlice(namespace, name, [endpoint], ['10.244.0.99']),
     );
   }
   return objects;
@@ -78,7 +78,7 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
       expect.arrayContaining([
         ['get', 'pods', '-n', 'external-services', '-o', 'json'],
         ['get', 'services', '--all-namespaces', '-o', 'json'],
-        ['get', 'endpoints', '--all-namespaces', '-o', 'json'],
+        ['get', 'endpointslices.discovery.k8s.io', '--all-namespaces', '-l', 'kubernetes.io/service-name', '-o', 'json'],
       ]),
     );
   });
@@ -138,11 +138,11 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
   it('prints nothing on stdout and exits 1 when a cluster read fails', async () => {
     fs.writeFileSync(path.join(conf, 'a.yaml'), SAMPLE);
     seedKube(kube, readmeCluster());
-    fs.writeFileSync(path.join(kube, '.fail'), '^get endpoints\n');
+    fs.writeFileSync(path.join(kube, '.fail'), '^get endpointslices\n');
     const result = await controller(['genrule', conf]);
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('kubectl get endpoints --all-namespaces -o json');
+    expect(result.stderr).toContain('kubectl get endpointslices.discovery.k8s.io --all-namespaces -l kubernetes.io/service-name -o json');
   });
 
   it('saves a snapshot that genrule --snapshot turns into the same rules with no kubectl at all', async () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { readStandinLog, runBin, seedKube, standinPath, STANDIN_BIN, tempDir, type CliResult, type StandinCall } from '../helpers/cli.js';
+import { endpointSlice, readStandinLog, runBin, seedKube, standinPath, STANDIN_BIN, tempDir, type CliResult, type StandinCall } from '../helpers/cli.js';
 
 /**
  * A controller test bench: kubectl, scp and ssh stand-ins on PATH (a file-backed API server and
@@ -88,25 +88,20 @@ export class ControllerBench {
     };
   }
 
-  /** The README's two source services, their endpoints and namespaces. */
+  /** The README's two source services, their EndpointSlices and namespaces. */
   seedReadmeCluster(): void {
     const svc = (namespace: string, name: string, clusterIP: string): Record<string, unknown> => ({
       kind: 'Service',
       metadata: { namespace, name },
       spec: { type: 'ClusterIP', clusterIP, ports: [{ protocol: 'TCP', port: 80, targetPort: 80 }], selector: { app: name } },
     });
-    const endpoints = (namespace: string, name: string, ip: string): Record<string, unknown> => ({
-      kind: 'Endpoints',
-      metadata: { namespace, name },
-      subsets: [{ addresses: [{ ip }], ports: [{ port: 80 }] }],
-    });
     seedKube(this.kube, [
       { kind: 'Namespace', metadata: { name: 'ns1' } },
       { kind: 'Namespace', metadata: { name: 'ns2' } },
       svc('ns1', 'my-service1', '10.96.0.11'),
       svc('ns2', 'my-service2', '10.96.0.12'),
-      endpoints('ns1', 'my-service1', '10.244.0.11'),
-      endpoints('ns2', 'my-service2', '10.244.0.12'),
+      endpointSlice('ns1', 'my-service1', ['10.244.0.11']),
+      endpointSlice('ns2', 'my-service2', ['10.244.0.12']),
     ]);
   }
 

@@ -161,7 +161,7 @@ describe('controller --once after a change', () => {
     const published = bench.configMap()?.data['data.yaml'];
     const delivered = bench.gatewayRules();
     bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' }));
-    bench.failKubectl('^get endpoints');
+    bench.failKubectl('^get endpointslices');
 
     const failed = await bench.cycle();
     expect(failed.exitCode).not.toBe(0);

@@ -58,12 +58,25 @@ export function readStandinLog(file: string): StandinCall[] {
     .map((line) => JSON.parse(line) as StandinCall);
 }
 
+/** An EndpointSlice of a service, as the endpointslice controller writes it (all endpoints ready unless listed in notReady). */
+export function endpointSlice(namespace: string, service: string, ready: readonly string[], notReady: readonly string[] = []): Record<string, unknown> {
+  const endpoint = (ip: string, isReady: boolean): Record<string, unknown> => ({ addresses: [ip], conditions: { ready: isReady } });
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { namespace, name: `${service}-abcde`, labels: { 'kubernetes.io/service-name': service } },
+    addressType: 'IPv4',
+    endpoints: [...ready.map((ip) => endpoint(ip, true)), ...notReady.map((ip) => endpoint(ip, false))],
+    ports: [{ protocol: 'TCP', port: 80 }],
+  };
+}
+
 /** Seeds the kubectl stand-in's store with objects (each needs kind and metadata.name). */
 export function seedKube(dir: string, objects: readonly Record<string, unknown>[]): void {
   const resources: Record<string, string> = {
     Pod: 'pods',
     Service: 'services',
-    Endpoints: 'endpoints',
+    EndpointSlice: 'endpointslices',
     ConfigMap: 'configmaps',
     Secret: 'secrets',
     Namespace: 'namespaces',

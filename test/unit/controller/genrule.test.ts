@@ -250,18 +250,14 @@ describe('generateRules with values missing from the cluster', () => {
     expect(serializeRules(rules)).not.toMatch(/None|<none>|undefined/);
   });
 
-  it('uses ready endpoint addresses only (notReadyAddresses are not sources)', () => {
+  it('uses ready endpoint addresses only, from every EndpointSlice of the service (not-ready endpoints are not sources)', () => {
+    const slice = (name: string, endpoints: unknown[]): unknown => ({ metadata: { name, namespace: 'ns1', labels: { 'kubernetes.io/service-name': 's1' } }, endpoints });
     const cluster = snapshotFromObjects({
       pods: [{ metadata: { name: 'a', namespace: NS }, status: { podIP: '10.244.9.1' } }],
       services: [{ metadata: { name: 's1', namespace: 'ns1' }, spec: { clusterIP: '10.96.0.11', ports: [{ port: 80 }] } }],
-      endpoints: [
-        {
-          metadata: { name: 's1', namespace: 'ns1' },
-          subsets: [
-            { addresses: [{ ip: '10.244.0.11' }], notReadyAddresses: [{ ip: '10.244.0.99' }] },
-            { addresses: [{ ip: '10.244.0.12' }] },
-          ],
-        },
+      endpointSlices: [
+        slice('s1-x', [{ addresses: ['10.244.0.11'], conditions: { ready: true } }, { addresses: ['10.244.0.99'], conditions: { ready: false } }]),
+        slice('s1-y', [{ addresses: ['10.244.0.12'] }]),
       ],
     });
     const lines = linesOf(generateRules([es('a', ['ns1/s1@' + IP1], [8000])], cluster, { forwarderNamespace: NS }).rules);

@@ -14,11 +14,20 @@ const kubectlObjects = {
     { metadata: { name: 'headless', namespace: 'ns1' }, spec: { clusterIP: 'None', ports: [{ port: 80, targetPort: 'web' }] } },
     { metadata: { name: 'ext', namespace: 'ns1' }, spec: { type: 'ExternalName', externalName: 'db.example.org' } },
   ],
-  endpoints: [
-    { metadata: { name: 's1', namespace: 'ns1' }, subsets: [{ addresses: [{ ip: '10.244.0.11' }], notReadyAddresses: [{ ip: '10.244.0.12' }] }] },
-    { metadata: { name: 'headless', namespace: 'ns1' } },
+  endpointSlices: [
+    {
+      metadata: { name: 's1-abcde', namespace: 'ns1', labels: { 'kubernetes.io/service-name': 's1' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.244.0.11'], conditions: { ready: true } }, { addresses: ['10.244.0.12'], conditions: { ready: false } }],
+    },
+    { metadata: { name: 'headless-fghij', namespace: 'ns1', labels: { 'kubernetes.io/service-name': 'headless' } }, addressType: 'IPv4', endpoints: null },
   ],
 };
+
+/** An EndpointSlice of service ns1/<service> with the given endpoints. */
+function slice(service: string, name: string, endpoints: unknown[], labels: Record<string, string> = { 'kubernetes.io/service-name': service }): unknown {
+  return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'ns1', labels }, addressType: 'IPv4', endpoints };
+}
 
 describe('snapshotFromObjects', () => {
   it('keeps what genrule needs from kubectl JSON: pod IPs, cluster IPs, every port, ready endpoint addresses', () => {
@@ -49,6 +58,59 @@ describe('snapshotFromObjects', () => {
         { namespace: 'ns1', name: 'headless', readyIPs: [] },
       ],
     });
+  });
+});
+
+describe('endpoints from EndpointSlices', () => {
+  const endpointsOf = (endpointSlices: unknown[]): ClusterSnapshot['endpoints'] => snapshotFromObjects({ pods: [], services: [], endpointSlices }).endpoints;
+
+  it('gathers every slice of a service, each address once, in address order', () => {
+    expect(
+      endpointsOf([
+        slice('s1', 's1-a', [{ addresses: ['10.244.0.10'] }, { addresses: ['10.244.0.9'] }]),
+        slice('s1', 's1-b', [{ addresses: ['10.244.0.9'] }, { addresses: ['10.244.0.100'] }]),
+        slice('s2', 's2-a', [{ addresses: ['10.244.1.1'] }]),
+      ]),
+    ).toEqual([
+      { namespace: 'ns1', name: 's1', readyIPs: ['10.244.0.9', '10.244.0.10', '10.244.0.100'] },
+      { namespace: 'ns1', name: 's2', readyIPs: ['10.244.1.1'] },
+    ]);
+  });
+
+  it('leaves out endpoints whose ready condition is false, and counts a missing one as ready', () => {
+    expect(
+      endpointsOf([
+        slice('s1', 's1-a', [
+          { addresses: ['10.244.0.1'], conditions: { ready: false, serving: true, terminating: true } },
+          { addresses: ['10.244.0.2'], conditions: {} },
+          { addresses: ['10.244.0.3'] },
+          { addresses: ['10.244.0.4'], conditions: { ready: true } },
+        ]),
+      ]),
+    ).toEqual([{ namespace: 'ns1', name: 's1', readyIPs: ['10.244.0.2', '10.244.0.3', '10.244.0.4'] }]);
+  });
+
+  it('ignores slices that belong to no service and malformed entries', () => {
+    expect(
+      endpointsOf([
+        slice('s1', 'mirrored', [{ addresses: ['10.244.0.1'] }], {}),
+        slice('s1', 's1-a', [null, { addresses: 'x' }, { addresses: [7, ''] }, { addresses: ['10.244.0.2'] }]),
+        'not an object',
+      ]),
+    ).toEqual([{ namespace: 'ns1', name: 's1', readyIPs: ['10.244.0.2'] }]);
+  });
+
+  it('gives a snapshot saved from v1 Endpoints and one read from EndpointSlices the same content', () => {
+    const fromSlices = snapshotFromObjects({
+      pods: [],
+      services: [],
+      endpointSlices: [slice('my-service1', 'my-service1-x', [{ addresses: ['10.244.0.11'], conditions: { ready: true } }])],
+    });
+    const saved = parseSnapshot(
+      '{"version":1,"pods":[],"services":[],"endpoints":[{"namespace":"ns1","name":"my-service1","readyIPs":["10.244.0.11"]}]}',
+      'old.json',
+    );
+    expect(fromSlices).toEqual(saved);
   });
 });
 
