@@ -239,6 +239,28 @@ export function configMapAfterInit(observed: ObservedConfigMap | undefined, sett
   return observed ?? { data: { [settings.configMapKey]: '' }, annotations: {}, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } };
 }
 
+/** The most data (keys and values, in bytes) the API server accepts in one ConfigMap: 1 MiB. */
+export const CONFIGMAP_DATA_LIMIT = 1024 * 1024;
+
+function dataSize(data: Readonly<Record<string, string>>): number {
+  return Object.entries(data).reduce((total, [key, value]) => total + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
+}
+
+/**
+ * Why the rules cannot be published, or undefined when they can: the ConfigMap they would make
+ * (with the keys others put on it) must stay within the API server's limit, or the write would be
+ * rejected. Such rules go nowhere, not even to the gateways, so that every reader keeps the same,
+ * previous rules.
+ */
+export function publicationProblem(rules: string, observed: ObservedConfigMap, settings: ObjectSettings): string | undefined {
+  const size = dataSize({ ...observed.data, [settings.configMapKey]: rules });
+  if (size <= CONFIGMAP_DATA_LIMIT) return undefined;
+  return (
+    `the rules would make ConfigMap ${settings.configMapName} hold ${size} bytes of data, over the 1 MiB (${CONFIGMAP_DATA_LIMIT} bytes) ` +
+    'a ConfigMap may hold: nothing was published; the ConfigMap and the gateways keep the previous rules'
+  );
+}
+
 export function planPublish(desired: DesiredPublication, observed: ObservedConfigMap, settings: ObjectSettings): Action[] {
   const annotations = {
     [DELIVERED_ANNOTATION]: stableJson(desired.delivered),

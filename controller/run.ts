@@ -9,7 +9,7 @@ import { withRulesFile } from './deliver.js';
 import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
 import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planDeliveries, planPublish } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planDeliveries, planPublish, publicationProblem } from './plan.js';
 import type { ControllerSettings } from './settings.js';
 
 /**
@@ -73,23 +73,28 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
     const actions = [...objectActions, ...(localFile === undefined ? [] : planDeliveries({ ...delivery, localFile }, settings))];
     return { actions: actions.length, failures: await applyControllerActions(actions, { log, signal }) };
   };
+  const podIPs = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod.podIP]));
+  const podsWithoutIP = conf.services.filter((service) => podIPs.get(service.name) === undefined).map((service) => service.name);
+
+  const configMap = configMapAfterInit(observed.configMap, settings);
+  const tooLarge = publicationProblem(rules.text, configMap, settings);
+  if (tooLarge !== undefined) {
+    log.error(tooLarge);
+    const objects = await applyPlan(undefined);
+    const failures = [...objects.failures, { action: { reason: 'publish the rules', argv: [] }, error: new Error(tooLarge) }];
+    return { invalid: conf.invalid, failures, podsWithoutIP, changes: objects.actions };
+  }
+
   const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.text, applyPlan) : await applyPlan(undefined);
 
   const failedScopes = new Set(first.failures.map((failure) => failure.action.scope));
   const publishActions = planPublish(
     { rules: rules.text, delivered: deliveredAfter(delivery, failedScopes), lastValid: conf.lastValid },
-    configMapAfterInit(observed.configMap, settings),
+    configMap,
     settings,
   );
   const failures = [...first.failures, ...(await applyControllerActions(publishActions, { log, signal }))];
-
-  const podIPs = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod.podIP]));
-  return {
-    invalid: conf.invalid,
-    failures,
-    podsWithoutIP: conf.services.filter((service) => podIPs.get(service.name) === undefined).map((service) => service.name),
-    changes: first.actions + publishActions.length,
-  };
+  return { invalid: conf.invalid, failures, podsWithoutIP, changes: first.actions + publishActions.length };
 }
 
 function logWarnings(log: Logger, warnings: readonly string[], previous: Set<string> | undefined): void {

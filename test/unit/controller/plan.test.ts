@@ -10,6 +10,8 @@ import {
   planObjects,
   planPublish,
   planTeardown,
+  publicationProblem,
+  CONFIGMAP_DATA_LIMIT,
   serviceDifference,
   type ObjectSettingsForPlan,
   type ObservedObjects,
@@ -290,6 +292,29 @@ describe('planPublish', () => {
   it('compares with the empty ConfigMap that init creates when there was none', () => {
     const actions = planPublish({ rules: '', delivered: {}, lastValid: {} }, configMapAfterInit(undefined, settings), settings);
     expect(actions.map((action) => action.reason)).toEqual(['publish ConfigMap external-service-data (delivery state, last valid conf)']);
+  });
+});
+
+describe('publicationProblem', () => {
+  const empty: ObservedConfigMap = { data: { 'data.yaml': '' }, annotations: {}, labels: MANAGED };
+  // The API server counts every key and value of the data, in bytes.
+  const fill = (bytes: number): string => 'x'.repeat(bytes);
+
+  it('accepts rules that bring the data to exactly 1 MiB, keys included', () => {
+    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT - 'data.yaml'.length), empty, settings)).toBeUndefined();
+  });
+
+  it('refuses one byte more, naming the limit, the size and that nothing is published', () => {
+    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT - 'data.yaml'.length + 1), empty, settings)).toBe(
+      'the rules would make ConfigMap external-service-data hold 1048577 bytes of data, over the 1 MiB (1048576 bytes) a ConfigMap may hold: ' +
+        'nothing was published; the ConfigMap and the gateways keep the previous rules',
+    );
+  });
+
+  it('counts the keys others put on the ConfigMap, and multi-byte characters as their bytes', () => {
+    const crowded: ObservedConfigMap = { ...empty, data: { 'data.yaml': 'old', other: fill(CONFIGMAP_DATA_LIMIT / 2) } };
+    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT / 2), crowded, settings)).toMatch(/hold 1048590 bytes/);
+    expect(publicationProblem('é'.repeat(CONFIGMAP_DATA_LIMIT / 2), empty, settings)).toMatch(/hold 1048585 bytes/);
   });
 });
 
