@@ -13,7 +13,7 @@ import { CommandError } from './errors.js';
 export interface RunOptions {
   /** Text written to the program's stdin. */
   input?: string;
-  /** Kill the program after this long (default 60 s). */
+  /** Kill the program after this long (default 60 s; 0: no limit). */
   timeoutMs?: number;
   /** Abort the program (SIGTERM) when this signal aborts. */
   signal?: AbortSignal;
@@ -23,9 +23,9 @@ export interface RunOptions {
   /** When false, the program gets only `env` (plus nothing of this process's environment). Default true. */
   extendEnv?: boolean;
   cwd?: string;
-  /** Where the program's stdout/stderr go; 'pipe' (default) captures them. */
-  stdout?: 'pipe' | 'ignore';
-  stderr?: 'pipe' | 'ignore';
+  /** Where the program's stdout/stderr go; 'pipe' (default) captures them, 'inherit' shows them as they come. */
+  stdout?: 'pipe' | 'ignore' | 'inherit';
+  stderr?: 'pipe' | 'ignore' | 'inherit';
 }
 
 export interface RunResult {
