@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStandinLog } from '../helpers/cli.js';
+import {
+  applyRbac,
+  ClusterControllerBench,
+  cluster,
+  clusterSkipReason,
+  createApp,
+  deleteNamespaces,
+  externalService,
+  FORWARDER_NAMESPACE,
+} from '../helpers/cluster.js';
+
+/**
+ * The API server keeps no object over 1 MiB. Rules that would not fit are reported with the limit
+ * named, and nothing already published is lost: the API objects and the gateways keep the previous
+ * rules. One ExternalService alone is made too large (300 ports x 20 endpoints), so the test holds
+ * however the rules are split between objects. The gateway side uses the scp and ssh stand-ins of
+ * test/bin.
+ */
+
+const SOURCES = [{ namespace: 'big-apps', service: 'many', sourceIP: '192.168.122.200' }];
+const PORTS = Array.from({ length: 300 }, (_, index) => 10_000 + index);
+const PODS = Array.from({ length: 20 }, (_, index) => ({ name: `many-${index}`, ip: `10.244.5.${index + 10}` }));
+
+describe.skipIf(clusterSkipReason !== undefined)('rules over the 1 MiB object limit', () => {
+  let bench: ClusterControllerBench;
+
+  beforeAll(async () => {
+    bench = await new ClusterControllerBench().init();
+    await applyRbac();
+    await createApp('big-apps', 'many', PODS);
+  });
+
+  afterAll(async () => {
+    await deleteNamespaces('big-apps', FORWARDER_NAMESPACE);
+    bench.dispose();
+  });
+
+  it('are reported with the limit named; the published rules and the gateway copy stay as they were, and publishing resumes once they fit', async () => {
+    bench.writeConf('small.yaml', externalService('small', SOURCES));
+    bench.writeConf('huge.yaml', externalService('huge', SOURCES, PORTS));
+    // Without the forwarder pod's IP, the huge ExternalService has no iptables rules yet: they fit.
+    const first = await bench.cycle();
+    expect(first.exitCode, first.stderr).toBe(0);
+    const published = (await bench.rules()) ?? '';
+    expect(published).toContain('"huge"');
+    expect(bench.gatewayRules()).toBe(published);
+
+    await cluster().node.setPodRunning(FORWARDER_NAMESPACE, 'huge', '10.244.5.200');
+    const scpBefore = readStandinLog(bench.log).filter((call) => call.program === 'scp').length;
+    const tooLarge = await bench.cycle();
+    expect(tooLarge.exitCode).toBe(1);
+    expect(tooLarge.stderr).toMatch(/over the 1 MiB \(1048576 bytes\) a ConfigMap may hold: nothing was published/);
+    expect(ClusterControllerBench.writes(tooLarge.requests)).toEqual([]);
+    expect(await bench.rules()).toBe(published);
+    expect(bench.gatewayRules()).toBe(published);
+    expect(readStandinLog(bench.log).filter((call) => call.program === 'scp')).toHaveLength(scpBefore);
+
+    bench.writeConf('huge.yaml', externalService('huge', SOURCES, PORTS.slice(0, 10)));
+    const fits = await bench.cycle();
+    expect(fits.exitCode, fits.stderr).toBe(0);
+    const now = (await bench.rules()) ?? '';
+    expect(now).toContain('--dst 10.244.5.200 --src 10.244.5.29 --dport 10009');
+    expect(bench.gatewayRules()).toBe(now);
+  });
+});
