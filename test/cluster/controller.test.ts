@@ -151,6 +151,17 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     ]);
   });
 
+  it('status finds everything in place, and a saved snapshot gives the rules the cluster gives', async () => {
+    const status = await bench.run(['status', bench.conf]);
+    expect(status.exitCode, `${status.stdout}\n${status.stderr}`).toBe(0);
+    const snapshot = path.join(bench.root, 'snapshot.json');
+    const saved = await bench.run(['snapshot', '-o', snapshot]);
+    expect(saved.exitCode, saved.stderr).toBe(0);
+    const offline = await bench.run(['genrule', '--snapshot', snapshot, bench.conf]);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(`${offline.stdout}\n`).toBe(await bench.rules());
+  });
+
   it('a port change replaces the Service keeping its cluster IP; several ports get names', async () => {
     const before = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/services/${FORWARDER}`);
     bench.writeConf(`${FORWARDER}.yaml`, externalService(FORWARDER, README_SOURCES, [8000, { port: 9000, targetPort: 9443 }]));
