@@ -79,7 +79,7 @@ describe.skipIf(clusterSkipReason !== undefined)('controller/rbac.yaml', () => {
     bench.writeConf('api-egress.yaml', externalService('api-egress', SOURCES, [8000, 8001]));
     const denied = await bench.cycle();
     expect(denied.exitCode).toBe(1);
-    expect(denied.stderr).toContain(`failed to publish ConfigMap ${CONFIGMAP}`);
+    expect(denied.stderr).toMatch(new RegExp(`ERROR .*failed.* publish ConfigMap ${CONFIGMAP}`));
     expect(denied.stderr).toContain(
       `configmaps \\"${CONFIGMAP}\\" is forbidden: User \\"k8s-ext-controller\\" cannot update resource \\"configmaps\\" in API group \\"\\" in the namespace \\"${FORWARDER_NAMESPACE}\\"`,
     );
