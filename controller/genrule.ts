@@ -1,5 +1,6 @@
 import type { ExternalService, ServiceRef } from '../lib/externalservice.js';
-import { isIPv4 } from '../lib/ipv4.js';
+import { quote } from '../lib/errors.js';
+import { isUnicastIPv4, unicastIPv4Problem } from '../lib/ipv4.js';
 import { emptyRules, toBlock, type RulesDocument } from '../lib/rules.js';
 import type { ClusterSnapshot, PodInfo, ServiceInfo } from './snapshot.js';
 import { PortTable } from './ports.js';
@@ -57,7 +58,7 @@ function indexSnapshot(snapshot: ClusterSnapshot): ClusterIndex {
 /** A cluster IP a tunnel can reach: not headless ("None"), not ExternalName, not missing. */
 function usableClusterIP(service: ServiceInfo | undefined): string | undefined {
   if (!service || service.type === 'ExternalName') return undefined;
-  return isIPv4(service.clusterIP) ? service.clusterIP : undefined;
+  return isUnicastIPv4(service.clusterIP) ? service.clusterIP : undefined;
 }
 
 /** What the original stored for a remote port: "clusterIP:svcPort" with kubectl's text for a missing IP. */
@@ -104,10 +105,11 @@ function addRules(
   };
 
   const pod = cluster.pod(options.forwarderNamespace, name);
-  const podIP = isIPv4(pod?.podIP) ? pod.podIP : undefined;
+  const podIP = isUnicastIPv4(pod?.podIP) ? pod.podIP : undefined;
   if (podIP === undefined && targetPorts.length > 0 && sources.length > 0) {
     const which = `forwarder pod ${options.forwarderNamespace}/${name}`;
-    warn(`${pod ? `${which} has no IP yet` : `${which} does not exist yet`}: its iptables rules are left out`);
+    const state = !pod ? 'does not exist yet' : pod.podIP === undefined ? 'has no IP yet' : `has IP ${quote(pod.podIP)}, which ${unicastIPv4Problem(pod.podIP) ?? ''}`;
+    warn(`${which} ${state}: its iptables rules are left out`);
   }
   const remoteRefs = new Set(remoteSources.map((source) => keyOf(source.service.namespace, source.service.name)));
   for (const { service: ref } of sources) {
@@ -115,7 +117,15 @@ function addRules(
     const service = cluster.service(ref);
     if (!service) warn(`service ${key} not found: its rules are left out until it exists`);
     else if (remoteRefs.has(key) && usableClusterIP(service) === undefined) {
-      const why = service.type === 'ExternalName' ? 'an ExternalName service' : service.clusterIP === 'None' ? 'headless' : 'no cluster IP';
+      const { clusterIP } = service;
+      const why =
+        service.type === 'ExternalName'
+          ? 'an ExternalName service'
+          : clusterIP === 'None'
+            ? 'headless'
+            : clusterIP === undefined
+              ? 'no cluster IP'
+              : `cluster IP ${quote(clusterIP)} ${unicastIPv4Problem(clusterIP) ?? ''}`;
       warn(`service ${key} has no cluster IP to tunnel to (${why}): its reverse-path rules are left out`);
     }
   }
@@ -153,7 +163,11 @@ function addRules(
       const fwdPort = localPorts.lookup(`${ip}:${targetPort}`);
       for (const ref of refs) {
         for (const endpointIP of cluster.endpointIPs(ref)) {
-          if (podIP === undefined || fwdPort === undefined || !isIPv4(endpointIP)) continue;
+          if (!isUnicastIPv4(endpointIP)) {
+            warn(`service ${keyOf(ref.namespace, ref.name)}: endpoint ${quote(endpointIP)} ${unicastIPv4Problem(endpointIP) ?? ''}: its rules are left out`);
+            continue;
+          }
+          if (podIP === undefined || fwdPort === undefined) continue;
           forwarderIptables.push(
             `PREROUTING -t nat -m tcp -p tcp --dst ${podIP} --src ${endpointIP} --dport ${targetPort} -j DNAT --to-destination ${podIP}:${fwdPort}`,
             `POSTROUTING -t nat -m tcp -p tcp --dst ${targetIP} --dport ${fwdPort} -j SNAT --to-source ${podIP}`,

@@ -53,13 +53,18 @@ export function tunnelKindOf(args: readonly string[]): TunnelKind | undefined {
   return undefined;
 }
 
-/** The ssh processes that are tunnels, identified by their last two words (the forward's spec and the host). */
+/**
+ * The ssh processes that are tunnels, identified by their last two words (the forward's spec and
+ * the host), with the `--` this forwarder puts between them skipped (tunnels started without it,
+ * e.g. by the original, are recognised all the same).
+ */
 export function findTunnels(processes: readonly SshProcess[]): RunningTunnel[] {
   const tunnels: RunningTunnel[] = [];
   for (const { pid, args } of processes) {
     const kind = tunnelKindOf(args);
-    if (kind === undefined || args.length < 2) continue;
-    tunnels.push({ pid, kind, spec: args[args.length - 2] as string, host: args[args.length - 1] as string });
+    const words = args[args.length - 2] === '--' ? [...args.slice(0, -2), args[args.length - 1] as string] : args;
+    if (kind === undefined || words.length < 2) continue;
+    tunnels.push({ pid, kind, spec: words[words.length - 2] as string, host: words[words.length - 1] as string });
   }
   return tunnels;
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { cpuHasAes, parseCipherList, preferredCiphers } from '../lib/ciphers.js';
+import { USER_NAME } from '../lib/hosts.js';
 import { invalid, INTERVAL, matching, onOff, oneOf, optional, readSettings, required, seconds, text, withDefault, type Parse } from '../lib/settings.js';
 import { defaultSshOptions, type SshSettings } from './tunnel.js';
 
@@ -31,7 +32,7 @@ export const FORWARDER_SETTINGS = {
   name: required({ flag: '--external-service-name <name>', env: 'EXTERNAL_SERVICE_NAME', help: "this forwarder's entry in the data file", parse: text }),
   dataFile: required({ flag: '--data-file <file>', env: 'DATA_FILE', help: "the rules file (the ConfigMap's data.yaml)", parse: text }),
   sshKey: withDefault({ flag: '--ssh-key <file>', env: 'SSH_KEY', default: '/etc/ssh-key/id_rsa', help: 'private key for the tunnels', parse: text }),
-  sshUser: optional({ flag: '--ssh-user <user>', env: 'SSH_USER', help: "user to connect as (USER@HOST); default: ssh's own choice", parse: matching(/^[\w.-]+$/, 'a user name') }),
+  sshUser: optional({ flag: '--ssh-user <user>', env: 'SSH_USER', help: "user to connect as (USER@HOST); default: ssh's own choice", parse: matching(USER_NAME, 'a user name') }),
   strictHostKeyChecking: withDefault({
     flag: '--strict-host-key-checking <mode>',
     env: 'SSH_STRICT_HOST_KEY_CHECKING',

@@ -53,6 +53,8 @@ export function tunnelArgv(tunnel: Tunnel, ssh: SshSettings): string[] {
     ssh.key,
     ...TUNNEL_MARKERS[tunnel.kind],
     tunnel.spec,
+    // Ends ssh's options: the destination can never be read as one.
+    '--',
     tunnel.host,
   ];
 }

@@ -1,6 +1,6 @@
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, quote } from '../lib/errors.js';
 import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
-import { isIPv4 } from '../lib/ipv4.js';
+import { unicastIPv4Problem } from '../lib/ipv4.js';
 
 /**
  * ips.conf: one IPv4 address per line; blank lines and `#` comments (whole-line or trailing)
@@ -11,7 +11,8 @@ export function parseIpsConf(text: string, file: string): string[] {
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/#.*$/, '').trim();
     if (line === '') return;
-    if (!isIPv4(line)) throw new ConfigError(file, `line ${index + 1}`, `"${line}" is not an IPv4 address`);
+    const problem = unicastIPv4Problem(line);
+    if (problem !== undefined) throw new ConfigError(file, `line ${index + 1}`, `${quote(line)} ${problem}`);
     if (!ips.includes(line)) ips.push(line);
   });
   return ips;

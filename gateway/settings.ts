@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { GATEWAY_CIPHERS, parseCipherList } from '../lib/ciphers.js';
-import { isIPv4 } from '../lib/ipv4.js';
+import { USER_NAME } from '../lib/hosts.js';
+import { isIPv4, unicastIPv4Problem } from '../lib/ipv4.js';
 import { INTERVAL, invalid, matching, onOff, optional, readSettings, required, withDefault, type Parse } from '../lib/settings.js';
 import type { Placement } from './names.js';
 import type { Network } from './plan.js';
@@ -46,8 +47,9 @@ const configPath: Parse<string> = (value, env) => {
   return resolved;
 };
 
-const ipv4: Parse<string> = (value, env) => {
-  if (!isIPv4(value)) throw invalid(env, `"${value}" is not an IPv4 address`);
+const unicastIPv4: Parse<string> = (value, env) => {
+  const problem = unicastIPv4Problem(value);
+  if (problem !== undefined) throw invalid(env, `"${value}" ${problem}`);
   return value;
 };
 
@@ -62,7 +64,7 @@ export const GATEWAY_SETTINGS = {
   runDir: withDefault({ flag: '--run-dir <dir>', env: 'RUN_DIR', default: '/run', help: 'directory of the sshd pid files (sshd-<hex>.pid) and generated configs', parse: configPath }),
   nic: required({ flag: '--nic <device>', env: 'NIC', help: 'host network device the macvlan devices hang off', parse: matching(/^[^\s/:]{1,15}$/, 'a network device name') }),
   netmask: required({ flag: '--netmask <bits>', env: 'NETMASK', help: 'prefix length (24) or netmask (255.255.255.0) of the IPs', parse: parseNetmask }),
-  defaultGateway: required({ flag: '--default-gateway <ip>', env: 'DEFAULT_GATEWAY', help: 'default route of each IP namespace', parse: ipv4 }),
+  defaultGateway: required({ flag: '--default-gateway <ip>', env: 'DEFAULT_GATEWAY', help: 'default route of each IP namespace', parse: unicastIPv4 }),
   rulesFile: withDefault({ flag: '--rules-file <file>', env: 'RULES_FILE', default: '/tmp/rules.yaml', help: 'rules YAML sent by the controller', parse: (value) => path.resolve(value) }),
   sshdPath: withDefault({
     flag: '--sshd-path <file>',
@@ -86,7 +88,7 @@ export const GATEWAY_SETTINGS = {
     flag: '--ssh-user <user>',
     env: 'SSH_USER',
     help: 'the only user the sshds let in (default: any user with a key; root by key only)',
-    parse: matching(/^[a-z_][\w.-]{0,31}$/i, 'a user name'),
+    parse: matching(USER_NAME, 'a user name'),
   }),
   authorizedKeysFile: optional({
     flag: '--authorized-keys-file <file>',

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, errorMessage } from './errors.js';
+import { ConfigError, errorMessage, quote } from './errors.js';
 import { INPUT_LIMITS, readInputFile } from './input-file.js';
-import { isIPv4, parsePort } from './ipv4.js';
+import { parsePort, unicastIPv4Problem } from './ipv4.js';
 import { isPlainObject, parseYaml } from './yaml.js';
 
 /**
@@ -71,8 +71,7 @@ const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 function show(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (isPlainObject(value)) return 'a mapping';
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return quote(value);
 }
 
 /**
@@ -217,8 +216,9 @@ function readName(metadata: unknown, fail: Fail): string | undefined {
 
 function readIPv4(value: unknown, field: string, fail: Fail): string | undefined {
   if (value === undefined || value === null || value === '') return fail(field, 'is missing');
-  if (!isIPv4(value)) return fail(field, `${show(value)} is not an IPv4 address`);
-  return value;
+  const problem = unicastIPv4Problem(value);
+  if (problem !== undefined) return fail(field, `${show(value)} ${problem}`);
+  return value as string;
 }
 
 /** The mappings of an optional list, each with its field name; undefined (reported) when it is not a list. */

@@ -1,3 +1,6 @@
+import { quote } from './errors.js';
+import { unicastIPv4Problem } from './ipv4.js';
+
 /**
  * nat-table rules as the rules file states them (`PREROUTING -t nat -m tcp -p tcp --dst ...`),
  * the same rules as `iptables-save` prints them (`-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp ...`),
@@ -13,40 +16,83 @@ export interface NatRule {
 
 export const BUILTIN_NAT_CHAINS = ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] as const;
 
-const SAFE_WORD = /^[\w.:/,!=+@%-]+$/;
-const CHAIN_NAME = /^[A-Za-z][\w-]{0,28}$/;
-
 export class RuleSyntaxError extends Error {
   override name = 'RuleSyntaxError';
 }
 
-/** Parses one rule line of the rules file. Throws RuleSyntaxError with the reason. */
+/** Where a shape takes a value: an address, a port, or address:port. */
+const IP = Symbol('IP');
+const PORT = Symbol('PORT');
+const IP_PORT = Symbol('IP:PORT');
+type Word = string | typeof IP | typeof PORT | typeof IP_PORT;
+
+/**
+ * The only rules accepted: the two shapes genrule writes, word for word. Everything else that
+ * could reach iptables-restore (another table, a flush, a policy, a module path, another target)
+ * is refused, whatever its spelling.
+ */
+const RULE_SHAPES: Record<string, readonly Word[]> = {
+  PREROUTING: ['PREROUTING', '-t', 'nat', '-m', 'tcp', '-p', 'tcp', '--dst', IP, '--src', IP, '--dport', PORT, '-j', 'DNAT', '--to-destination', IP_PORT],
+  POSTROUTING: ['POSTROUTING', '-t', 'nat', '-m', 'tcp', '-p', 'tcp', '--dst', IP, '--dport', PORT, '-j', 'SNAT', '--to-source', IP],
+};
+
+function shapeText(shape: readonly Word[]): string {
+  return shape.map((word) => (typeof word === 'string' ? word : word.description)).join(' ');
+}
+
+const PORT_TEXT = /^[1-9]\d{0,4}$/;
+
+/** Why `word` cannot fill a value slot, or undefined when it can. */
+function valueProblem(slot: typeof IP | typeof PORT | typeof IP_PORT, word: string): string | undefined {
+  if (slot === PORT) return PORT_TEXT.test(word) && Number(word) <= 65535 ? undefined : 'is not a port (1..65535)';
+  if (slot === IP) return unicastIPv4Problem(word);
+  const colon = word.lastIndexOf(':');
+  if (colon === -1) return 'is not IP:PORT';
+  return valueProblem(IP, word.slice(0, colon)) ?? valueProblem(PORT, word.slice(colon + 1));
+}
+
+/**
+ * Parses one rule line of the rules file: exactly one of RULE_SHAPES, with unicast addresses and
+ * ports 1..65535. Throws RuleSyntaxError with the reason.
+ */
 export function parseRuleLine(line: string): NatRule {
   const words = line.trim().split(/\s+/).filter((word) => word !== '');
-  const [chain, ...rest] = words;
+  const [chain] = words;
   if (chain === undefined) throw new RuleSyntaxError('empty rule');
-  if (!CHAIN_NAME.test(chain)) throw new RuleSyntaxError(`rule must start with a chain name, not "${chain}"`);
-  const args: string[] = [];
-  for (let index = 0; index < rest.length; index++) {
-    const word = rest[index] as string;
-    if (!SAFE_WORD.test(word)) throw new RuleSyntaxError(`unexpected characters in "${word}"`);
-    if (word === '-t' || word === '--table') {
-      const table = rest[index + 1];
-      if (table !== 'nat') throw new RuleSyntaxError(`only the nat table is managed, not "${table ?? ''}"`);
-      index++;
+  const shape = RULE_SHAPES[chain];
+  if (shape === undefined) {
+    const accepted = Object.values(RULE_SHAPES).map(shapeText).join('" or "');
+    throw new RuleSyntaxError(`only "${accepted}" rules are accepted, not one starting with ${quote(chain)}`);
+  }
+  const expected = `(a ${chain} rule is "${shapeText(shape)}")`;
+  for (const [index, slot] of shape.entries()) {
+    const word = words[index];
+    if (word === undefined) throw new RuleSyntaxError(`ends after ${index} words ${expected}`);
+    if (typeof slot === 'string') {
+      if (word !== slot) throw new RuleSyntaxError(`${quote(word)} where ${quote(slot)} belongs ${expected}`);
       continue;
     }
-    args.push(word);
+    const problem = valueProblem(slot, word);
+    if (problem !== undefined) throw new RuleSyntaxError(`${shape[index - 1] as string} ${quote(word)}: ${problem}`);
   }
-  const jump = args.findIndex((word) => word === '-j' || word === '--jump');
-  if (jump === -1 || args[jump + 1] === undefined) throw new RuleSyntaxError('rule has no target (-j)');
-  for (let index = 0; index < args.length; index++) {
-    const word = args[index] as string;
-    if (word.startsWith('-') && !/^-{1,2}[a-zA-Z]/.test(word)) {
-      throw new RuleSyntaxError(`bad option "${word}"`);
-    }
+  if (words.length > shape.length) throw new RuleSyntaxError(`${quote(words[shape.length])} after the end of the rule ${expected}`);
+  // Without `-t nat`: iptables-restore input names the table once, for all rules.
+  const rule = { chain, args: words.slice(3) };
+  if (chain === 'PREROUTING') {
+    const target = (rule.args[rule.args.length - 1] as string).replace(/:\d+$/, '');
+    const destination = rule.args[5] as string;
+    if (target !== destination) throw new RuleSyntaxError(`DNAT to ${target} where only the rule's own --dst ${destination} is accepted`);
   }
-  return { chain, args };
+  return rule;
+}
+
+/**
+ * The address a rule of the accepted shapes belongs to: the one a DNAT rule redirects to (its
+ * --dst), the one an SNAT rule gives as source. It is the forwarder pod's IP in a forwarder entry
+ * and the gateway IP in a gateway entry.
+ */
+export function ownAddress(rule: NatRule): string {
+  return rule.chain === 'PREROUTING' ? (rule.args[5] as string) : (rule.args[rule.args.length - 1] as string);
 }
 
 const ALIASES: Record<string, string> = {

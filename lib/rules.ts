@@ -1,6 +1,7 @@
-import { ConfigError } from './errors.js';
-import { parseRuleLine, RuleSyntaxError, type NatRule } from './iptables.js';
-import { isIPv4 } from './ipv4.js';
+import { ConfigError, quote } from './errors.js';
+import { hostProblem, sshDestinationProblem } from './hosts.js';
+import { ownAddress, parseRuleLine, RuleSyntaxError, type NatRule } from './iptables.js';
+import { unicastIPv4Problem } from './ipv4.js';
 import { dumpLiteralYaml, isPlainObject, parseYaml } from './yaml.js';
 
 /**
@@ -45,20 +46,37 @@ export interface TunnelLine {
   host: string;
 }
 
-const LOCAL_SPEC = /^\d{1,5}:[\w.-]+:\d{1,5}$/;
-const REMOTE_SPEC = /^[\w.-]+:\d{1,5}:[\w.-]+:\d{1,5}$/;
-const HOST = /^([\w.-]+@)?[\w.-]+$/;
+/** What each `:`-separated part of a tunnel spec is. */
+const SPEC_PARTS: Record<'ssh-tunnel' | 'remote-ssh-tunnel', readonly ('PORT' | 'HOST' | 'BIND_IP')[]> = {
+  'ssh-tunnel': ['PORT', 'HOST', 'PORT'],
+  'remote-ssh-tunnel': ['BIND_IP', 'PORT', 'HOST', 'PORT'],
+};
 
+function portProblem(text: string): string | undefined {
+  return /^[1-9]\d{0,4}$/.test(text) && Number(text) <= 65535 ? undefined : 'is not a port (1..65535)';
+}
+
+/**
+ * Parses one tunnel line: `PORT:HOST:PORT,SSH_HOST` (ssh-tunnel) or
+ * `BIND_IP:PORT:HOST:PORT,SSH_HOST` (remote-ssh-tunnel). Every part is checked (ports 1..65535,
+ * hosts unicast IPv4 addresses or host names, SSH_HOST `[user@]host`), so that nothing in it can
+ * reach ssh as an option. Throws RuleSyntaxError with the reason.
+ */
 export function parseTunnelLine(line: string, kind: 'ssh-tunnel' | 'remote-ssh-tunnel'): TunnelLine {
   const trimmed = line.trim();
+  const parts = SPEC_PARTS[kind];
   const comma = trimmed.lastIndexOf(',');
   const spec = comma === -1 ? '' : trimmed.slice(0, comma);
   const host = comma === -1 ? '' : trimmed.slice(comma + 1);
-  const specPattern = kind === 'ssh-tunnel' ? LOCAL_SPEC : REMOTE_SPEC;
-  if (!specPattern.test(spec) || !HOST.test(host)) {
-    const shape = kind === 'ssh-tunnel' ? 'PORT:HOST:PORT,SSH_HOST' : 'BIND_IP:PORT:HOST:PORT,SSH_HOST';
-    throw new RuleSyntaxError(`"${trimmed}" is not ${shape}`);
+  const values = spec.split(':');
+  if (comma === -1 || values.length !== parts.length) throw new RuleSyntaxError(`${quote(trimmed)} is not ${parts.join(':')},SSH_HOST`);
+  for (const [index, part] of parts.entries()) {
+    const value = values[index] as string;
+    const problem = part === 'PORT' ? portProblem(value) : hostProblem(value);
+    if (problem !== undefined) throw new RuleSyntaxError(`${quote(trimmed)}: ${part} ${quote(value)} ${problem}`);
   }
+  const destinationProblem = sshDestinationProblem(host);
+  if (destinationProblem !== undefined) throw new RuleSyntaxError(`${quote(trimmed)}: SSH_HOST ${destinationProblem}`);
   return { spec, host };
 }
 
@@ -77,6 +95,14 @@ function checkBlock(value: unknown, file: string, field: string, check: (line: s
     }
   });
   return value;
+}
+
+/** A rule line that must belong to `address` (see ownAddress); `address` undefined: any. */
+function parseOwnRule(line: string, address: string | undefined, what: string): NatRule {
+  const rule = parseRuleLine(line);
+  const own = ownAddress(rule);
+  if (address !== undefined && own !== address) throw new RuleSyntaxError(`the rule is for ${own}, not ${what} ${address}`);
+  return rule;
 }
 
 /** A section or entry: a mapping (with only the given keys, when they are given). */
@@ -112,17 +138,25 @@ export function parseRules(text: string, file: string): RulesDocument {
   for (const [name, value] of Object.entries(forwarder)) {
     const field = `forwarder.${name}`;
     const entry = checkEntry(value, FORWARDER_KEYS, file, field);
+    // Every rule of a forwarder belongs to its pod's one IP (the first rule names it).
+    let podIP: string | undefined;
     rules.forwarder[name] = {
-      'iptables-rule': checkBlock(entry['iptables-rule'], file, `${field}.iptables-rule`, parseRuleLine),
+      'iptables-rule': checkBlock(entry['iptables-rule'], file, `${field}.iptables-rule`, (line) => {
+        const own = ownAddress(parseOwnRule(line, podIP, "the forwarder pod's IP"));
+        podIP ??= own;
+      }),
       'remote-ssh-tunnel': checkBlock(entry['remote-ssh-tunnel'], file, `${field}.remote-ssh-tunnel`, (line) => parseTunnelLine(line, 'remote-ssh-tunnel')),
       'ssh-tunnel': checkBlock(entry['ssh-tunnel'], file, `${field}.ssh-tunnel`, (line) => parseTunnelLine(line, 'ssh-tunnel')),
     };
   }
   const gateway = data.gateway as Record<string, unknown>;
   for (const [ip, value] of Object.entries(gateway)) {
-    if (!isIPv4(ip)) throw new ConfigError(file, `gateway.${ip}`, 'key must be an IPv4 address');
+    const keyProblem = unicastIPv4Problem(ip);
+    if (keyProblem !== undefined) throw new ConfigError(file, `gateway.${ip}`, `the key ${keyProblem}`);
     const entry = checkEntry(value, ['iptables-rule'], file, `gateway.${ip}`);
-    rules.gateway[ip] = { 'iptables-rule': checkBlock(entry['iptables-rule'], file, `gateway.${ip}.iptables-rule`, parseRuleLine) };
+    rules.gateway[ip] = {
+      'iptables-rule': checkBlock(entry['iptables-rule'], file, `gateway.${ip}.iptables-rule`, (line) => parseOwnRule(line, ip, 'this gateway IP')),
+    };
   }
   return rules;
 }

@@ -30,3 +30,14 @@ describe('controller: one hostile conf file among good ones', () => {
     expect(bench.object('pods', 'external-services', 'es-b')).toBeDefined();
   });
 });
+
+describe('controller validate: addresses that cannot work', () => {
+  it('names each field whose address is not unicast and exits 2', async () => {
+    bench = new ControllerBench();
+    bench.writeConf('a.yaml', externalService('es-a', { targetIP: '127.0.0.1', sourceIP: '0.0.0.0' }));
+    const result = await bench.run(['validate', bench.conf]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('a.yaml: spec.targetIP: "127.0.0.1" is a loopback address (127.0.0.0/8)');
+    expect(result.stderr).toContain('a.yaml: spec.sources[0].sourceIP: "0.0.0.0" is unspecified (0.0.0.0/8)');
+  });
+});

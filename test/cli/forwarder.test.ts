@@ -41,9 +41,10 @@ function mutations(calls: StandinCall[] = readStandinLog(logFile)): string[] {
   return calls.filter((call) => MUTATING.has(call.program)).map((call) => [call.program, ...call.argv].join(' '));
 }
 
-function tunnelCommand(kind: 'L' | 'R', line: string): string {
+/** The command line the forwarder runs for a tunnel line; `asOriginal`: as the original ran it (no `--` before the host). */
+function tunnelCommand(kind: 'L' | 'R', line: string, asOriginal = false): string {
   const comma = line.lastIndexOf(',');
-  return `${SSH_PREFIX} ${kind === 'L' ? '-g -f -N -L' : '-f -N -R'} ${line.slice(0, comma)} ${line.slice(comma + 1)}`;
+  return `${SSH_PREFIX} ${kind === 'L' ? '-g -f -N -L' : '-f -N -R'} ${line.slice(0, comma)}${asOriginal ? '' : ' --'} ${line.slice(comma + 1)}`;
 }
 
 beforeEach(() => {
@@ -68,7 +69,7 @@ afterEach(() => {
 
 describe('forwarder --once', () => {
   it('starts the missing tunnels, stops the others and loads the nat table in one iptables-restore', async () => {
-    seedProcess(17, tunnelCommand('L', L1).replace(SSH_PREFIX, 'ssh -o StrictHostKeyChecking=no -i /etc/ssh-key/id_rsa'));
+    seedProcess(17, tunnelCommand('L', L1, true).replace(SSH_PREFIX, 'ssh -o StrictHostKeyChecking=no -i /etc/ssh-key/id_rsa'));
     seedProcess(18, 'ssh -o StrictHostKeyChecking=no -i /etc/ssh-key/id_rsa -g -f -N -L 12049:192.168.122.139:8000 192.168.122.200');
 
     const result = await runBin('forwarder', ['--once'], { env });
@@ -166,7 +167,7 @@ describe('forwarder --once', () => {
     expect(result.exitCode).toBe(0);
     expect(mutations().find((command) => command.includes(' -L 2049:'))).toBe(
       'ssh -o ServerAliveInterval=5 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/keys/known -o BatchMode=yes -o ExitOnForwardFailure=yes ' +
-        '-o ServerAliveInterval=1 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=chacha20-poly1305@openssh.com -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200',
+        '-o ServerAliveInterval=1 -o ServerAliveCountMax=3 -o ConnectTimeout=10 -o Ciphers=chacha20-poly1305@openssh.com -i /keys/k -g -f -N -L 2049:192.168.122.139:8000 -- fwd@192.168.122.200',
     );
   });
 
@@ -220,12 +221,12 @@ describe('forwarder (loop)', () => {
     try {
       await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
       // Tunnels start in parallel, so the stand-in's pids follow no fixed order: find them by spec.
-      const first = runningTunnels().find((line) => line.endsWith(L1.replace(',', ' ')));
-      const remote = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' ')));
+      const first = runningTunnels().find((line) => line.endsWith(L1.replace(',', ' -- ')));
+      const remote = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- ')));
 
       const L3 = '2051:192.168.122.139:8000,192.168.122.202';
       writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, L3], 'remote-ssh-tunnel': [R1], 'iptables-rule': [DNAT, SNAT] }) });
-      await expect.poll(() => runningTunnels().join('\n'), { timeout: 1000, interval: 25 }).toContain(L3.replace(',', ' '));
+      await expect.poll(() => runningTunnels().join('\n'), { timeout: 1000, interval: 25 }).toContain(L3.replace(',', ' -- '));
       expect(runningTunnels().sort()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`].sort());
 
       fs.rmSync(logFile);
@@ -251,12 +252,12 @@ describe('forwarder (loop) after starting tunnels', () => {
     try {
       await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
       // The gateway ends the session of one tunnel (e.g. one opened under its previous config).
-      const died = runningTunnels().find((line) => line.endsWith(L2.replace(',', ' '))) as string;
+      const died = runningTunnels().find((line) => line.endsWith(L2.replace(',', ' -- '))) as string;
       fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
       expect(runningTunnels()).toHaveLength(2);
 
       // INTERVAL is 60 s: only the recheck after starting brings it back this soon.
-      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(L2.replace(',', ' '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
+      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(L2.replace(',', ' -- '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
       expect(runningTunnels()).toHaveLength(3);
     } finally {
       child.kill('SIGTERM');
@@ -391,16 +392,39 @@ describe('forwarder (loop) between cycles', () => {
       await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
       // The recheck after starting has run: no cycle is due for 60 s.
       await expect.poll(tunnelLists, { timeout: 10_000 }).toBe(2);
-      const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' '))) as string;
+      const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- '))) as string;
       fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
 
       // INTERVAL is 60 s and no recheck is pending: only the liveness check brings it back.
-      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(R1.replace(',', ' '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
+      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(R1.replace(',', ' -- '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
       expect(runningTunnels()).toHaveLength(3);
       expect(tunnelLists()).toBe(3);
     } finally {
       child.kill('SIGTERM');
       await exited;
     }
+  });
+});
+
+describe('forwarder: nothing from the data file or SSH_USER becomes an ssh option', () => {
+  it.each([
+    ['a host that ssh would read as a jump host', '2049:192.168.122.139:8000,-Jevil.example', 'SSH_HOST host "-Jevil.example" is neither an IPv4 address nor a host name'],
+    ['a user that is an ssh option', '2049:192.168.122.139:8000,-oProxyJump@host', 'SSH_HOST user "-oProxyJump" is not a user name'],
+    ['port 0', '0:192.168.122.139:8000,192.168.122.200', 'PORT "0" is not a port (1..65535)'],
+  ])('rejects %s by line and starts no ssh', async (_title, line, reason) => {
+    writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, line] }) });
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${env.DATA_FILE}: forwarder.${NAME}.ssh-tunnel line 2: ${JSON.stringify(line)}: ${reason}`);
+    expect(mutations()).toEqual([]);
+  });
+
+  it('exits 2 for SSH_USER=-Jevil before running anything', async () => {
+    const result = await runBin('forwarder', ['--once'], { env: { ...env, SSH_USER: '-Jevil' } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('SSH_USER: "-Jevil" is not a user name');
+    expect(readStandinLog(logFile)).toEqual([]);
   });
 });

@@ -372,3 +372,26 @@ describe('gateway: truncated or degenerate rules documents', () => {
     expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);
   });
 });
+
+describe('gateway: only the rules genrule writes reach iptables-restore', () => {
+  it('rejects a rule line with an option iptables-restore would accept, naming its line, and applies nothing', async () => {
+    expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);
+    newCalls();
+    const before = state().namespaces.nsc0a87ac8!.nat;
+    const rules = fs.readFileSync(paths.rules, 'utf8');
+    fs.writeFileSync(paths.rules, rules.replace('--to-source 192.168.122.200\n', '--to-source 192.168.122.200 --modprobe=/tmp/evil\n'));
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toContain(`${paths.rules}: gateway.192.168.122.200.iptables-rule line 2: "--modprobe=/tmp/evil" after the end of the rule`);
+    expect(changes(newCalls())).toEqual([]);
+    expect(state().namespaces.nsc0a87ac8!.nat).toEqual(before);
+  });
+
+  it('exits 2 naming the line of an ips.conf address no host can own (it would become 255.255.255.255/24 on the LAN)', async () => {
+    fs.writeFileSync(paths.ips, `${IP1}\n255.255.255.255\n`);
+    const result = await gateway(['--once', paths.ips]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${paths.ips}: line 2: "255.255.255.255" is the broadcast address`);
+    expect(changes(newCalls())).toEqual([]);
+  });
+});

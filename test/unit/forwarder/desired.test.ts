@@ -34,8 +34,8 @@ describe('desiredFromText', () => {
     ['an empty file', '', /rules file is empty/],
     ['invalid YAML', 'forwarder: [', /invalid YAML/],
     ['a malformed tunnel line', forwarderData('es', { 'ssh-tunnel': ['2049-x,h'] }), /forwarder\.es\.ssh-tunnel line 1/],
-    ['a rule without a target', forwarderData('es', { 'iptables-rule': ['PREROUTING -t nat -p tcp'] }), /forwarder\.es\.iptables-rule line 1.*no target/],
-    ['a rule for another table', forwarderData('es', { 'iptables-rule': ['INPUT -t filter -j DROP'] }), /only the nat table/],
+    ['a rule without a target', forwarderData('es', { 'iptables-rule': ['PREROUTING -t nat -p tcp'] }), /forwarder\.es\.iptables-rule line 1: "-p" where "-m" belongs/],
+    ['a rule for another table', forwarderData('es', { 'iptables-rule': ['INPUT -t filter -j DROP'] }), /line 1: only .* rules are accepted, not one starting with "INPUT"/],
   ])('rejects %s with an error naming the file and field', (_title, body, reason) => {
     expect(() => desiredFromText(body, FILE, 'es', undefined)).toThrow(ConfigError);
     expect(() => desiredFromText(body, FILE, 'es', undefined)).toThrow(reason);

@@ -45,6 +45,16 @@ describe('findTunnels', () => {
     ]);
   });
 
+  it('identifies a tunnel the same whether its options end with -- before the host (this forwarder) or not (the original)', () => {
+    const ours = findTunnels(parsePs('  7 ssh -i /k -g -f -N -L 2049:10.0.0.9:80 -- 10.0.0.2\n  8 ssh -i /k -f -N -R 10.0.0.2:2049:10.96.0.1:80 -- fwd@10.0.0.2\n'));
+    const original = findTunnels(parsePs('  7 ssh -i /k -g -f -N -L 2049:10.0.0.9:80 10.0.0.2\n  8 ssh -i /k -f -N -R 10.0.0.2:2049:10.96.0.1:80 fwd@10.0.0.2\n'));
+    expect(ours).toEqual([
+      { pid: 7, kind: 'local', spec: '2049:10.0.0.9:80', host: '10.0.0.2' },
+      { pid: 8, kind: 'remote', spec: '10.0.0.2:2049:10.96.0.1:80', host: 'fwd@10.0.0.2' },
+    ]);
+    expect(original).toEqual(ours);
+  });
+
   it('ignores ssh processes that are not tunnels and zombies', () => {
     expect(findTunnels(parsePs('  9 ssh -v gw\n 10 [ssh] <defunct>\n 11 ssh -N -L 1:a:2 h\n'))).toEqual([]);
   });

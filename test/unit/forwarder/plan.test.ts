@@ -28,25 +28,25 @@ describe('planTunnels', () => {
       [L1, R1],
       [],
       [
-        'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 192.168.122.200',
-        'ssh -o StrictHostKeyChecking=no -i /k -f -N -R 192.168.122.200:2049:10.96.0.11:80 192.168.122.200',
+        'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- 192.168.122.200',
+        'ssh -o StrictHostKeyChecking=no -i /k -f -N -R 192.168.122.200:2049:10.96.0.11:80 -- 192.168.122.200',
       ],
     ],
     ['kills a tunnel that is no longer desired', [L1], [running(10, L1), running(11, L2)], ['kill 11 (not desired)']],
     ['kills every tunnel when nothing is desired', [], [running(10, L1), running(11, R1)], ['kill 10 (not desired)', 'kill 11 (not desired)']],
     ['keeps the oldest of duplicate tunnels and kills the others', [L1], [running(30, L1), running(12, L1), running(20, L1)], ['kill 20 (duplicate)', 'kill 30 (duplicate)']],
-    ['starts a duplicated desired line once', [L1, L1], [], ['ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 192.168.122.200']],
+    ['starts a duplicated desired line once', [L1, L1], [], ['ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- 192.168.122.200']],
     [
       'treats a -L and a -R tunnel with the same SPEC,HOST words as different tunnels',
       [local('a:1:b', 'h')],
       [running(5, remote('a:1:b', 'h'))],
-      ['kill 5 (not desired)', 'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L a:1:b h'],
+      ['kill 5 (not desired)', 'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L a:1:b -- h'],
     ],
     [
       'restarts a tunnel whose host gained a user (identity compares the host as written on the command line)',
       [local('2049:192.168.122.139:8000', 'fwd@192.168.122.200')],
       [running(10, L1)],
-      ['kill 10 (not desired)', 'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 fwd@192.168.122.200'],
+      ['kill 10 (not desired)', 'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- fwd@192.168.122.200'],
     ],
   ])('%s', (_title, desired, live, expected) => {
     expect(summary(planTunnels(desired, live, ssh))).toEqual(expected);
@@ -60,7 +60,7 @@ describe('planTunnels', () => {
   ])('does not mistake %s for the desired tunnel, as the original grep did', (_title, desired, confusable) => {
     expect(summary(planTunnels([desired], [running(7, confusable)], ssh))).toEqual([
       'kill 7 (not desired)',
-      ['ssh -o StrictHostKeyChecking=no -i /k', desired.kind === 'local' ? '-g -f -N -L' : '-f -N -R', desired.spec, desired.host].join(' '),
+      ['ssh -o StrictHostKeyChecking=no -i /k', desired.kind === 'local' ? '-g -f -N -L' : '-f -N -R', desired.spec, '--', desired.host].join(' '),
     ]);
   });
 
@@ -70,7 +70,7 @@ describe('planTunnels', () => {
     expect(summary(planTunnels(desired, live, ssh))).toEqual([
       'kill 312 (not desired)',
       'kill 12345678 (duplicate)',
-      'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 192.168.122.2',
+      'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- 192.168.122.2',
     ]);
   });
 });
@@ -136,7 +136,7 @@ describe('plan: quickack on the pod routes', () => {
     expect(actions.map((action) => action.argv.join(' '))).toEqual([
       'kill 9',
       'ip -batch -',
-      'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 192.168.122.200',
+      'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- 192.168.122.200',
     ]);
     expect(actions[1]?.input).toBe(
       [

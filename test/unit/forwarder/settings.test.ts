@@ -56,6 +56,7 @@ describe('resolveForwarderSettings', () => {
     [{ sshOptions: 'ProxyJump' }, /SSH_OPTIONS: "ProxyJump" is not an ssh Key=Value option/],
     [{ strictHostKeyChecking: 'maybe' }, /SSH_STRICT_HOST_KEY_CHECKING: must be yes, accept-new, no, off/],
     [{ sshUser: 'a b' }, /SSH_USER/],
+    [{ sshUser: '-Jevil' }, /SSH_USER: "-Jevil" is not a user name/],
     [{ interval: '0' }, /INTERVAL: must be a number of seconds from 0.1 to 86400/],
     [{ sshStartTimeout: '3000000' }, /SSH_START_TIMEOUT: must be a number of seconds from 0.1 to 86400/],
     [{ sshCiphers: 'aes128-gcm,chacha20' }, /SSH_CIPHERS: "aes128-gcm" is not an OpenSSH cipher/],

@@ -8,8 +8,8 @@ const settings = { name: 'es', dataFile: '/d/data.yaml', ssh: { key: '/k', optio
 const L1: Tunnel = { kind: 'local', spec: '2049:10.0.0.9:80', host: '10.0.0.2' };
 const L2: Tunnel = { kind: 'local', spec: '2050:10.0.0.9:80', host: '10.0.0.2' };
 const R1: Tunnel = { kind: 'remote', spec: '10.0.0.2:2049:10.96.0.1:80', host: '10.0.0.2' };
-const rule = parseRuleLine('PREROUTING -t nat -m tcp -p tcp --dst 10.1.0.5 --dport 80 -j DNAT --to-destination 10.1.0.5:2049');
-const liveRule = { chain: 'PREROUTING', args: ['-d', '10.1.0.5/32', '-p', 'tcp', '-m', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.1.0.5:2049'] };
+const rule = parseRuleLine('PREROUTING -t nat -m tcp -p tcp --dst 10.1.0.5 --src 10.1.0.9 --dport 80 -j DNAT --to-destination 10.1.0.5:2049');
+const liveRule = { chain: 'PREROUTING', args: ['-s', '10.1.0.9/32', '-d', '10.1.0.5/32', '-p', 'tcp', '-m', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.1.0.5:2049'] };
 const extraRule = { chain: 'OUTPUT', args: ['-j', 'ACCEPT'] };
 const untuned = { tuned: false as const, why: 'QUICKACK=off' };
 const route = (dst: string, quickack: number, notReproducible?: string): Route => ({ table: 'main', type: 'unicast', dst, dev: 'eth0', onlink: false, metrics: { quickack }, notReproducible });

@@ -18,6 +18,11 @@ describe('parseIpsConf', () => {
     ['an octet out of range', '192.168.122.256\n', 'ips.conf: line 1: "192.168.122.256" is not an IPv4 address'],
     ['two addresses on a line', '\n\n10.0.0.1 10.0.0.2\n', 'ips.conf: line 3: "10.0.0.1 10.0.0.2" is not an IPv4 address'],
     ['an address with a prefix', '10.0.0.1/24\n', 'ips.conf: line 1: "10.0.0.1/24" is not an IPv4 address'],
+    ['the unspecified address', '0.0.0.0\n', 'ips.conf: line 1: "0.0.0.0" is unspecified (0.0.0.0/8)'],
+    ['the broadcast address', '10.0.0.1\n255.255.255.255\n', 'ips.conf: line 2: "255.255.255.255" is the broadcast address'],
+    ['a loopback address', '127.0.0.1\n', 'ips.conf: line 1: "127.0.0.1" is a loopback address (127.0.0.0/8)'],
+    ['a multicast address', '224.0.0.1\n', 'ips.conf: line 1: "224.0.0.1" is a multicast address (224.0.0.0/4)'],
+    ['a link-local address', '169.254.1.1\n', 'ips.conf: line 1: "169.254.1.1" is a link-local address (169.254.0.0/16)'],
   ])('rejects %s with the file and line number', (_title, text, message) => {
     expect(() => parseIpsConf(text, 'ips.conf')).toThrow(ConfigError);
     expect(() => parseIpsConf(text, 'ips.conf')).toThrow(message);

@@ -34,6 +34,8 @@ describe('gateway settings', () => {
     [{ netmask: '' }, 'NETMASK is required'],
     [{ defaultGateway: undefined }, 'DEFAULT_GATEWAY is required'],
     [{ defaultGateway: 'router' }, 'DEFAULT_GATEWAY: "router" is not an IPv4 address'],
+    [{ defaultGateway: '255.255.255.255' }, 'DEFAULT_GATEWAY: "255.255.255.255" is the broadcast address'],
+    [{ sshUser: '-Jevil' }, 'SSH_USER: "-Jevil" is not a user name'],
     [{ sshdPath: 'sshd' }, 'SSHD_PATH: "sshd" must be an absolute path'],
     [{ sshUser: 'bad user' }, 'SSH_USER'],
     [{ netnsPrefix: 'a/b' }, 'NETNS_PREFIX'],

@@ -89,6 +89,14 @@ describe('parseExternalService', () => {
     ['missing spec', 'kind: ExternalService\nmetadata: {name: a}\n', 'conf/a.yaml: spec: is missing'],
     ['missing spec.targetIP', conf('  ports: []\n'), 'conf/a.yaml: spec.targetIP: is missing'],
     ['a bad targetIP', conf('  targetIP: 192.168.1\n'), 'conf/a.yaml: spec.targetIP: "192.168.1" is not an IPv4 address'],
+    ['an unspecified targetIP', conf('  targetIP: 0.0.0.0\n'), 'conf/a.yaml: spec.targetIP: "0.0.0.0" is unspecified (0.0.0.0/8)'],
+    ['a broadcast targetIP', conf('  targetIP: 255.255.255.255\n'), 'conf/a.yaml: spec.targetIP: "255.255.255.255" is the broadcast address'],
+    ['a loopback targetIP', conf('  targetIP: 127.0.0.1\n'), 'conf/a.yaml: spec.targetIP: "127.0.0.1" is a loopback address (127.0.0.0/8)'],
+    [
+      'a sourceIP that no gateway can own',
+      conf('  targetIP: 10.0.0.1\n  sources:\n    - {service: {namespace: a, name: b}, sourceIP: 0.0.0.0}\n    - {service: {namespace: a, name: b}, sourceIP: 224.0.0.1}\n'),
+      'conf/a.yaml: spec.sources[0].sourceIP: "0.0.0.0" is unspecified (0.0.0.0/8)',
+    ],
     [
       'a bad sourceIP',
       conf('  targetIP: 10.0.0.1\n  sources:\n    - {service: {namespace: a, name: b}, sourceIP: 10.0.0.2}\n    - {service: {namespace: a, name: b}, sourceIP: 300.1.1.1}\n'),
