@@ -68,8 +68,8 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
       return { entry, errors, service: undefined };
     }
     const parsed = parseExternalService(entry.text, entry.file);
-    warnings.push(...parsed.warnings);
-    errors.push(...parsed.errors);
+    for (const warning of parsed.warnings) warnings.push(warning);
+    for (const error of parsed.errors) errors.push(error);
     let service = parsed.service;
     const owner = service && fileOfName.get(service.name);
     if (service && owner !== undefined) {
@@ -105,13 +105,15 @@ export interface DesiredRules {
   text: string;
   sha256: string;
   warnings: string[];
+  /** ExternalServices whose rules are left out because they would not fit (see MAX_BLOCK_LINES). */
+  errors: ConfigError[];
 }
 
 /** The rules document for the services in force: exactly what `controller genrule` prints for them. */
 export function desiredRules(services: readonly LoadedExternalService[], snapshot: ClusterSnapshot, forwarderNamespace: string): DesiredRules {
-  const { rules, warnings } = generateRules(services, snapshot, { forwarderNamespace });
+  const { rules, warnings, errors } = generateRules(services, snapshot, { forwarderNamespace });
   const text = serializeRules(rules);
-  return { text, sha256: sha256(text), warnings };
+  return { text, sha256: sha256(text), warnings, errors };
 }
 
 export function sha256(text: string): string {

@@ -29,28 +29,34 @@ export async function genruleCommand(confDir: string, options: SnapshotSourceOpt
   for (const error of loaded.errors) log.error(`skipped invalid file: ${error.message}`);
   for (const warning of loaded.warnings) log.warn(warning);
   const snapshot = await snapshotFrom(options);
-  const { rules, warnings } = generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace });
+  const { rules, warnings, errors } = generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace });
+  for (const error of errors) log.error(`skipped: ${error.message}`);
   for (const warning of warnings) log.warn(warning);
   stdout.write(serializeRules(rules));
 }
 
 /**
  * Reports every problem of every conf file; returns false when there is any. With a snapshot it
- * also reports what the cluster is missing for the rules (as warnings: they do not fail it).
+ * also reports what the cluster is missing for the rules (as warnings: they do not fail it), and
+ * the ExternalServices whose rules would be too large to write (errors).
  */
 export async function validateCommand(confDir: string, options: Partial<SnapshotSourceOptions> & { namespace: string }, log: Logger): Promise<boolean> {
   const loaded = await loadExternalServices(confDir);
-  for (const error of loaded.errors) log.error(error.message);
+  let errors = loaded.errors;
+  let leftOut = 0;
   for (const warning of loaded.warnings) log.warn(warning);
   if (options.snapshot !== undefined) {
     const snapshot = await loadSnapshotFile(options.snapshot);
-    for (const warning of generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace }).warnings) log.warn(warning);
+    const generated = generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace });
+    for (const warning of generated.warnings) log.warn(warning);
+    errors = errors.concat(generated.errors);
+    leftOut = generated.errors.length;
   }
-  const invalidFiles = new Set(loaded.errors.map((error) => error.file)).size;
-  const summary = { valid: loaded.services.length, invalid: invalidFiles, problems: loaded.errors.length };
-  if (loaded.errors.length > 0) log.error('conf files have problems', summary);
+  for (const error of errors) log.error(error.message);
+  const summary = { valid: loaded.services.length - leftOut, invalid: new Set(errors.map((error) => error.file)).size, problems: errors.length };
+  if (errors.length > 0) log.error('conf files have problems', summary);
   else log.info('conf files are valid', summary);
-  return loaded.errors.length === 0;
+  return errors.length === 0;
 }
 
 /** Reads the cluster once and writes the snapshot as JSON (to a file atomically, or to stdout). */

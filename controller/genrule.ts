@@ -1,9 +1,9 @@
 import type { ExternalService, ServiceRef } from '../lib/externalservice.js';
-import { quote } from '../lib/errors.js';
+import { ConfigError, quote } from '../lib/errors.js';
 import { isUnicastIPv4, unicastIPv4Problem } from '../lib/ipv4.js';
-import { emptyRules, toBlock, type RulesDocument } from '../lib/rules.js';
+import { emptyRules, MAX_BLOCK_LINES, toBlock, type RulesDocument } from '../lib/rules.js';
 import type { ClusterSnapshot, PodInfo, ServiceInfo } from './snapshot.js';
-import { PortTable } from './ports.js';
+import { MAX_PORT, MIN_PORT, PortTable } from './ports.js';
 
 /**
  * genrule.py as a pure function of (ExternalServices, cluster snapshot). Port allocation is the
@@ -21,19 +21,33 @@ export interface GenerateResult {
   rules: RulesDocument;
   /** Values that kept rules from being emitted (missing service, pod without IP, ...). */
   warnings: string[];
+  /**
+   * ExternalServices left out whole because their rules would not fit a block (MAX_BLOCK_LINES):
+   * a Service with thousands of ports, hundreds of sources times hundreds of ports. They are
+   * reported instead of stalling the cycle and crashing the YAML writer.
+   */
+  errors: ConfigError[];
 }
 
-export function generateRules(
-  services: readonly ExternalService[],
-  snapshot: ClusterSnapshot,
-  options: GenerateOptions,
-): GenerateResult {
+/** An ExternalService, and the conf file it came from when there is one (for messages). */
+export type SourcedExternalService = ExternalService & { file?: string };
+
+export function generateRules(services: readonly SourcedExternalService[], snapshot: ClusterSnapshot, options: GenerateOptions): GenerateResult {
   const cluster = indexSnapshot(snapshot);
-  const rules = emptyRules();
-  const warnings: string[] = [];
-  const remotePorts = new Map<string, PortTable>();
-  for (const service of services) addRules(service, cluster, options, rules, remotePorts, warnings);
-  return { rules, warnings };
+  const state: GenerationState = { rules: emptyRules(), warnings: new Set(), errors: [], remotePorts: new Map(), gatewayLines: new Map() };
+  for (const service of services) addRules(service, cluster, options, state);
+  return { rules: state.rules, warnings: [...state.warnings], errors: state.errors };
+}
+
+/** What the ExternalServices of one generation share. */
+interface GenerationState {
+  rules: RulesDocument;
+  warnings: Set<string>;
+  errors: ConfigError[];
+  /** The remote port table of each source IP (global across ExternalServices, as the original's). */
+  remotePorts: Map<string, PortTable>;
+  /** Lines of each gateway IP's block so far. */
+  gatewayLines: Map<string, number>;
 }
 
 interface ClusterIndex {
@@ -77,18 +91,11 @@ function servicesByIP(sources: readonly { service: ServiceRef; sourceIP: string 
   return byIP;
 }
 
-function addRules(
-  externalService: ExternalService,
-  cluster: ClusterIndex,
-  options: GenerateOptions,
-  rules: RulesDocument,
-  remotePorts: Map<string, PortTable>,
-  warnings: string[],
-): void {
+function addRules(externalService: SourcedExternalService, cluster: ClusterIndex, options: GenerateOptions, state: GenerationState): void {
+  const { rules, remotePorts } = state;
   const { name, targetIP, sources } = externalService;
   const warn = (message: string): void => {
-    const text = `${name}: ${message}`;
-    if (!warnings.includes(text)) warnings.push(text);
+    state.warnings.add(`${name}: ${message}`);
   };
   const localPorts = new PortTable();
   const targetPorts = externalService.ports.map((port) => port.targetPort);
@@ -131,12 +138,19 @@ function addRules(
   }
   const servicePorts = (ref: ServiceRef): number[] => cluster.service(ref)?.ports.map((port) => port.port) ?? [];
 
+  const tooLarge = oversizedBlock({ sourceIPs, targetPorts, servicesOfIP, remoteIPs, remoteServicesOfIP }, cluster, state.gatewayLines);
+  if (tooLarge !== undefined) {
+    state.errors.push(new ConfigError(externalService.file ?? `ExternalService ${name}`, undefined, `${name}: its rules are left out: ${tooLarge}`));
+    return;
+  }
+
   for (const port of targetPorts) localPorts.mark(port);
   for (const ip of remoteIPs) {
     const table = remoteTable(ip);
     for (const ref of remoteServicesOfIP.get(ip) ?? []) for (const port of servicePorts(ref)) table.mark(port);
   }
 
+  // Local ports cannot run out: a file's marks and tunnels are both bounded by MAX_BLOCK_LINES.
   const sshTunnel: string[] = [];
   for (const ip of sourceIPs) {
     for (const targetPort of targetPorts) {
@@ -146,15 +160,20 @@ function addRules(
   }
 
   const remoteSshTunnel: string[] = [];
+  const remotePortsMissing = new Map<string, number>();
   for (const ip of remoteIPs) {
     for (const ref of remoteServicesOfIP.get(ip) ?? []) {
       const service = cluster.service(ref);
       const clusterIP = usableClusterIP(service);
       for (const port of servicePorts(ref)) {
         const remotePort = remoteTable(ip).allocate(remoteKey(service, port));
-        if (remotePort !== undefined && clusterIP !== undefined) remoteSshTunnel.push(`${ip}:${remotePort}:${clusterIP}:${port},${ip}`);
+        if (remotePort === undefined) remotePortsMissing.set(ip, (remotePortsMissing.get(ip) ?? 0) + 1);
+        else if (clusterIP !== undefined) remoteSshTunnel.push(`${ip}:${remotePort}:${clusterIP}:${port},${ip}`);
       }
     }
+  }
+  for (const [ip, missing] of remotePortsMissing) {
+    warn(`no remote port left on ${ip} (${MIN_PORT}..${MAX_PORT} all taken by services and tunnels): ${missing} reverse tunnel(s) left out`);
   }
 
   const forwarderIptables: string[] = [];
@@ -201,5 +220,49 @@ function addRules(
     const entry = rules.gateway[ip] ?? { 'iptables-rule': '' };
     entry['iptables-rule'] += toBlock(lines);
     rules.gateway[ip] = entry;
+    state.gatewayLines.set(ip, (state.gatewayLines.get(ip) ?? 0) + lines.length);
   }
+}
+
+interface Shape {
+  sourceIPs: readonly string[];
+  targetPorts: readonly number[];
+  servicesOfIP: ReadonlyMap<string, ServiceRef[]>;
+  remoteIPs: readonly string[];
+  remoteServicesOfIP: ReadonlyMap<string, ServiceRef[]>;
+}
+
+/**
+ * Which block of an ExternalService's rules would hold more than MAX_BLOCK_LINES, and why; counted
+ * before any port is allocated, so that an ExternalService left out takes no port from the others.
+ */
+function oversizedBlock(shape: Shape, cluster: ClusterIndex, gatewayLines: ReadonlyMap<string, number>): string | undefined {
+  const portsOf = (ref: ServiceRef): number => cluster.service(ref)?.ports.length ?? 0;
+  const over = (lines: number, block: string, why: string): string | undefined =>
+    lines > MAX_BLOCK_LINES ? `its ${block} would be ${lines} lines (${why}), more than the ${MAX_BLOCK_LINES} a block may hold` : undefined;
+  const sshLines = shape.sourceIPs.length * shape.targetPorts.length;
+  let remoteLines = 0;
+  let largest: { ref: ServiceRef; ports: number } | undefined;
+  for (const ip of shape.remoteIPs) {
+    for (const ref of shape.remoteServicesOfIP.get(ip) ?? []) {
+      remoteLines += portsOf(ref);
+      if (portsOf(ref) > (largest?.ports ?? 0)) largest = { ref, ports: portsOf(ref) };
+    }
+  }
+  let iptablesLines = 0;
+  for (const refs of shape.servicesOfIP.values()) {
+    for (const ref of refs) iptablesLines += 2 * shape.targetPorts.length * cluster.endpointIPs(ref).length;
+  }
+  const largestText = largest ? `service ${keyOf(largest.ref.namespace, largest.ref.name)} has ${largest.ports} ports` : 'no service ports';
+  const problem =
+    over(sshLines, 'ssh-tunnel block', `${shape.sourceIPs.length} sources x ${shape.targetPorts.length} ports`) ??
+    over(remoteLines, 'remote-ssh-tunnel block', `one per port of each source's service; ${largestText}`) ??
+    over(iptablesLines, 'iptables-rule block', 'two per port and ready endpoint of each source');
+  if (problem !== undefined) return problem;
+  for (const [ip, refs] of shape.remoteServicesOfIP) {
+    const lines = (gatewayLines.get(ip) ?? 0) + 2 * refs.reduce((sum, ref) => sum + portsOf(ref), 0);
+    const gateway = over(lines, `block of gateway ${ip}`, 'its reverse-path rules added to those of the ExternalServices before it');
+    if (gateway !== undefined) return gateway;
+  }
+  return undefined;
 }

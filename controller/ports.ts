@@ -10,6 +10,14 @@ const MARKED = '-';
 
 export class PortTable {
   private readonly ports = new Map<number, string>();
+  /** The ports allocated for each value, in allocation order (lookup skips those a mark took over). */
+  private readonly allocated = new Map<string, number[]>();
+  /**
+   * Every port from MIN_PORT below this one is in the table. Ports are never freed, so the lowest
+   * free port only rises: allocation does not rescan the range (65,535 ports in one table took
+   * minutes when it did).
+   */
+  private lowestFree = MIN_PORT;
 
   /** Marks a port as taken (overwriting whatever it was allocated for, as the original did). */
   mark(port: number): void {
@@ -18,19 +26,22 @@ export class PortTable {
 
   /** The lowest port from MIN_PORT not in the table, now allocated for `value`; undefined when none is left. */
   allocate(value: string): number | undefined {
-    for (let port = MIN_PORT; port <= MAX_PORT; port++) {
-      if (!this.ports.has(port)) {
-        this.ports.set(port, value);
-        return port;
-      }
-    }
-    return undefined;
+    while (this.lowestFree <= MAX_PORT && this.ports.has(this.lowestFree)) this.lowestFree++;
+    if (this.lowestFree > MAX_PORT) return undefined;
+    const port = this.lowestFree++;
+    this.ports.set(port, value);
+    const ports = this.allocated.get(value);
+    if (ports) ports.push(port);
+    else this.allocated.set(value, [port]);
+    return port;
   }
 
-  /** The first port, in insertion order, allocated for `value`. */
+  /**
+   * The first port, in insertion order, allocated for `value`. An allocated port is always new to
+   * the table, so insertion order is allocation order.
+   */
   lookup(value: string): number | undefined {
-    for (const [port, allocatedFor] of this.ports) if (allocatedFor === value) return port;
-    return undefined;
+    return this.allocated.get(value)?.find((port) => this.ports.get(port) === value);
   }
 
   get size(): number {

@@ -65,6 +65,9 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
     );
   }
   const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
+  for (const error of rules.errors) log.error(error.message);
+  // An ExternalService whose rules cannot be written counts as invalid input.
+  const invalid = conf.invalid.concat(rules.errors.map((error) => ({ file: error.file, errors: [error], lastValidInForce: false })));
   logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
   const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(annotations[DELIVERED_ANNOTATION]), rulesSha256: rules.sha256 };
 
@@ -82,7 +85,7 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
     log.error(tooLarge);
     const objects = await applyPlan(undefined);
     const failures = [...objects.failures, { action: { reason: 'publish the rules', argv: [] }, error: new Error(tooLarge) }];
-    return { invalid: conf.invalid, failures, podsWithoutIP, changes: objects.actions };
+    return { invalid, failures, podsWithoutIP, changes: objects.actions };
   }
 
   const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.text, applyPlan) : await applyPlan(undefined);
@@ -94,7 +97,7 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
     settings,
   );
   const failures = [...first.failures, ...(await applyControllerActions(publishActions, { log, signal }))];
-  return { invalid: conf.invalid, failures, podsWithoutIP, changes: first.actions + publishActions.length };
+  return { invalid, failures, podsWithoutIP, changes: first.actions + publishActions.length };
 }
 
 function logWarnings(log: Logger, warnings: readonly string[], previous: Set<string> | undefined): void {

@@ -88,6 +88,7 @@ export function buildStatus(
 
   const problems = [
     ...conf.invalid.map((invalid) => `invalid conf file ${invalid.file}${invalid.lastValidInForce ? ' (its last valid version is in force)' : ''}`),
+    ...rules.errors.map((error) => error.message),
     ...planned.map((action) => action.reason),
     ...gateways.filter((gateway) => lacking.has(gateway.host)).map((gateway) => `gateway ${gateway.host} ${gateway.state}`),
     ...externalServices.filter((service) => service.pod === 'no IP yet').map((service) => `forwarder pod ${service.name} has no IP yet`),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigError, errorMessage, quote } from './errors.js';
 import { INPUT_LIMITS, readInputFile } from './input-file.js';
 import { parsePort, unicastIPv4Problem } from './ipv4.js';
+import { MAX_BLOCK_LINES } from './rules.js';
 import { isPlainObject, parseYaml } from './yaml.js';
 
 /**
@@ -59,6 +60,9 @@ export interface LoadResult {
   warnings: string[];
 }
 
+/** Problems reported per file; a file with thousands of bad entries gets a count for the rest. */
+export const MAX_PROBLEMS_PER_FILE = 20;
+
 const CONF_FILE_NAME = /^[^.].*\.ya?ml$/;
 /** A Service name (the ExternalService name names the forwarder's Service too). */
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -114,8 +118,8 @@ export async function loadExternalServices(confDir: string): Promise<LoadResult>
       continue;
     }
     const parsed = parseExternalService(text, file);
-    result.warnings.push(...parsed.warnings);
-    result.errors.push(...parsed.errors);
+    for (const warning of parsed.warnings) result.warnings.push(warning);
+    for (const error of parsed.errors) result.errors.push(error);
     const service = parsed.service;
     if (!service) continue;
     const previous = fileOfName.get(service.name);
@@ -134,11 +138,15 @@ export async function loadExternalServices(confDir: string): Promise<LoadResult>
  * throws: whatever goes wrong is a problem of this file, and the other files are unaffected.
  */
 export function parseExternalService(text: string, file: string): ParsedExternalService {
+  let parsed: ParsedExternalService;
   try {
-    return checkExternalService(text, file);
+    parsed = checkExternalService(text, file);
   } catch (error) {
     return { service: undefined, errors: [new ConfigError(file, undefined, `cannot be checked: ${errorMessage(error)}`)], warnings: [] };
   }
+  if (parsed.errors.length <= MAX_PROBLEMS_PER_FILE) return parsed;
+  const more = parsed.errors.length - MAX_PROBLEMS_PER_FILE;
+  return { ...parsed, errors: [...parsed.errors.slice(0, MAX_PROBLEMS_PER_FILE), new ConfigError(file, undefined, `and ${more} more problem(s)`)] };
 }
 
 function checkExternalService(text: string, file: string): ParsedExternalService {
@@ -188,6 +196,9 @@ function checkExternalService(text: string, file: string): ParsedExternalService
   const sources = readSources(spec.sources, file, fail, warnings);
   const ports = readPorts(spec.ports, fail);
   if (name === undefined || targetIP === undefined || sources === undefined || ports === undefined) return done();
+  if (sources.length * ports.length > MAX_BLOCK_LINES) {
+    fail('spec', `${sources.length} sources x ${ports.length} ports are ${sources.length * ports.length} tunnels, more than the ${MAX_BLOCK_LINES} one forwarder may hold`);
+  }
   return done({ file, name, targetIP, sources, ports });
 }
 

@@ -9,6 +9,13 @@ import { dumpLiteralYaml, isPlainObject, parseYaml } from './yaml.js';
  * from its rules file. Every value is a block of lines, one rule per line, each ending in "\n".
  */
 
+/**
+ * The most lines one block of the document may hold (one forwarder's tunnels or rules of a kind,
+ * one gateway IP's rules): about 1 MiB of text, half of what the YAML writer can take in one
+ * string before its own checks overflow the stack.
+ */
+export const MAX_BLOCK_LINES = 8192;
+
 export const FORWARDER_KEYS = ['iptables-rule', 'remote-ssh-tunnel', 'ssh-tunnel'] as const;
 export type ForwarderKey = (typeof FORWARDER_KEYS)[number];
 export type ForwarderEntry = Record<ForwarderKey, string>;

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { aliasBomb } from '../helpers/hostile.js';
 import { ControllerBench, externalService } from './controller-run-fixture.js';
@@ -39,5 +41,27 @@ describe('controller validate: addresses that cannot work', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain('a.yaml: spec.targetIP: "127.0.0.1" is a loopback address (127.0.0.0/8)');
     expect(result.stderr).toContain('a.yaml: spec.sources[0].sourceIP: "0.0.0.0" is unspecified (0.0.0.0/8)');
+  });
+});
+
+describe('controller genrule: a cluster too large for the rules document', () => {
+  it('leaves out the ExternalService whose service has 20,000 ports, naming its file, and prints the others', async () => {
+    bench = new ControllerBench();
+    const service = (name: string, ports: number): Record<string, unknown> => ({
+      namespace: 'ns1',
+      name,
+      type: 'ClusterIP',
+      clusterIP: name === 'big' ? '10.96.0.21' : '10.96.0.22',
+      ports: Array.from({ length: ports }, (_, index) => ({ name: `p${index}`, protocol: 'TCP', port: index + 1, targetPort: index + 1 })),
+    });
+    const snapshotFile = path.join(bench.root, 'snapshot.json');
+    fs.writeFileSync(snapshotFile, JSON.stringify({ version: 1, pods: [], services: [service('big', 20_000), service('small', 1)], endpoints: [] }));
+    bench.writeConf('a.yaml', externalService('es-a').replace('name: my-service1', 'name: big'));
+    bench.writeConf('b.yaml', externalService('es-b').replace('name: my-service1', 'name: small'));
+    const result = await bench.run(['genrule', '--snapshot', snapshotFile, bench.conf]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`${path.join(bench.conf, 'a.yaml')}: es-a: its rules are left out: its remote-ssh-tunnel block would be 20000 lines`);
+    expect(result.stdout).toContain('"es-b":');
+    expect(result.stdout).not.toContain('"es-a":');
   });
 });

@@ -298,3 +298,43 @@ describe('generateRules with values missing from the cluster', () => {
     );
   });
 });
+
+describe('generateRules with inputs too large for the rules document', () => {
+  const pods = { a: '10.244.9.1', b: '10.244.9.2' };
+  const manyPorts = (count: number): number[] => Array.from({ length: count }, (_, index) => index + 1);
+
+  it('leaves out an ExternalService whose service has more ports than a block may hold, naming its file, and keeps the others', () => {
+    const cluster = snapshot([svc('ns1/big', '10.96.0.11', manyPorts(20_000)), svc('ns2/s2', '10.96.0.12', [80])], { 'ns2/s2': ['10.244.0.12'] }, pods);
+    const big = { ...es('a', ['ns1/big@' + IP1], [8000]), file: 'conf/a.yaml' };
+    const { rules, errors } = generateRules([big, es('b', ['ns2/s2@' + IP1], [8000])], cluster, { forwarderNamespace: NS });
+    expect(errors.map((error) => error.message)).toEqual([
+      'conf/a.yaml: a: its rules are left out: its remote-ssh-tunnel block would be 20000 lines (one per port of each source\'s service; service ns1/big has 20000 ports), more than the 8192 a block may hold',
+    ]);
+    expect(Object.keys(rules.forwarder)).toEqual(['b']);
+    // The left-out ExternalService took no port: b gets the first ones.
+    expect(linesOf(rules).forwarder.b?.remote).toEqual([`${IP1}:2049:10.96.0.12:80,${IP1}`]);
+    expect(() => parseRules(serializeRules(rules), 'rules.yaml')).not.toThrow();
+  });
+
+  it('leaves out the ExternalService that would push a gateway block over the limit', () => {
+    const cluster = snapshot([svc('ns1/s1', '10.96.0.11', manyPorts(3000)), svc('ns2/s2', '10.96.0.12', manyPorts(3000))], {}, pods);
+    const { rules, errors } = generateRules([es('a', ['ns1/s1@' + IP1], []), es('b', ['ns2/s2@' + IP1], [])], cluster, { forwarderNamespace: NS });
+    expect(errors.map((error) => error.message)).toEqual([
+      `ExternalService b: b: its rules are left out: its block of gateway ${IP1} would be 12000 lines (its reverse-path rules added to those of the ExternalServices before it), more than the 8192 a block may hold`,
+    ]);
+    expect(blockLines(rules.gateway[IP1]?.['iptables-rule'])).toHaveLength(6000);
+  });
+
+  it('warns when the remote ports of a source IP run out, instead of dropping the reverse tunnels silently', () => {
+    // Headless services write no rules but take remote ports, as in the original: sixteen of them
+    // with 4,000 ports each use up 2049..65535 on IP1, and z's service finds no port left.
+    const headless = Array.from({ length: 16 }, (_, index) => svc(`ns/h${index}`, 'None', manyPorts(4000)));
+    const cluster = snapshot([...headless, svc('ns2/s2', '10.96.0.12', [80])], {}, pods);
+    const services = [...headless.map((service) => es(service.name, [`ns/${service.name}@${IP1}`], [])), es('z', ['ns2/s2@' + IP1], [])];
+    const { rules, warnings, errors } = generateRules(services, cluster, { forwarderNamespace: NS });
+    expect(errors).toEqual([]);
+    expect(warnings).toContain(`z: no remote port left on ${IP1} (2049..65535 all taken by services and tunnels): 1 reverse tunnel(s) left out`);
+    expect(rules.forwarder.z?.['remote-ssh-tunnel']).toBe('');
+
+  });
+});

@@ -178,6 +178,22 @@ describe('loadExternalServices', () => {
     expect(loaded.errors.map((error) => error.message)).toEqual([expect.stringMatching(/a\.yaml: invalid YAML: its aliases expand it to more than/)]);
   });
 
+  it('reports the first 20 problems of a file with thousands of bad entries, and a count of the rest', () => {
+    const ports = Array.from({ length: 25_000 }, () => '{port: 1}').join(', ');
+    const errors = messages(conf(`  targetIP: 10.0.0.1\n  ports: [${ports}]\n`));
+    expect(errors).toHaveLength(21);
+    expect(errors[0]).toBe('conf/a.yaml: spec.ports[1].port: 1 is also the port of spec.ports[0]');
+    expect(errors[20]).toBe('conf/a.yaml: and 24979 more problem(s)');
+  });
+
+  it('rejects more sources times ports than one forwarder may hold', () => {
+    const sources = Array.from({ length: 100 }, (_, index) => `{service: {namespace: a, name: s${index}}, sourceIP: 10.0.1.${index + 1}}`).join(', ');
+    const ports = Array.from({ length: 100 }, (_, index) => `{port: ${index + 1}}`).join(', ');
+    expect(messages(conf(`  targetIP: 10.0.0.1\n  sources: [${sources}]\n  ports: [${ports}]\n`))).toEqual([
+      'conf/a.yaml: spec: 100 sources x 100 ports are 10000 tunnels, more than the 8192 one forwarder may hold',
+    ]);
+  });
+
   it('shows a mapping or list where a name is expected by its kind, and a long value cut short', () => {
     expect(messages(conf(VALID_SPEC, 'metadata:\n  name: {a: [1, 2]}\n'))).toEqual([
       "conf/a.yaml: metadata.name: a mapping is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters)",
