@@ -45,8 +45,10 @@ export function buildControllerProgram(): Command {
     {
       name: 'validate', argument: CONF_DIR, keys: OFFLINE_KEYS,
       description: 'check every ExternalService file of CONF_DIR and report every problem; exit 2 if any file is invalid',
+      extraOptions: [new Option('--strict', 'unknown fields and skipped entries of CONF_DIR are errors too (else warnings)')],
       action: async (confDir, parsed) => {
-        if (!(await validateCommand(confDir, readSettings(table, OFFLINE_KEYS, parsed), createLogger('controller/validate')))) exitWith(EXIT.badInput);
+        const options = { ...readSettings(table, OFFLINE_KEYS, parsed), strict: parsed.strict === true };
+        if (!(await validateCommand(confDir, options, createLogger('controller/validate')))) exitWith(EXIT.badInput);
       },
     },
     {

@@ -37,19 +37,26 @@ export interface ResolvedConf {
   warnings: string[];
 }
 
+export interface ConfRead {
+  entries: ConfEntry[];
+  /** Why each other entry of CONF_DIR was skipped (warnings). */
+  skipped: ConfigError[];
+}
+
 /**
  * Reads CONF_DIR's conf files (the entries listConfFiles selects: `.yaml`/`.yml`, no dotfiles,
  * regular files or symlinks to them, sorted); throws a ConfigError when the directory cannot be read.
  */
-export async function readConf(confDir: string): Promise<ConfEntry[]> {
-  const files = await listConfFiles(confDir);
-  return files.map((file): ConfEntry => {
+export async function readConf(confDir: string): Promise<ConfRead> {
+  const { files, skipped } = await listConfFiles(confDir);
+  const entries = files.map((file): ConfEntry => {
     try {
       return { file, text: readInputFile(file, INPUT_LIMITS.confFile) };
     } catch (error) {
       return { file, text: undefined, readError: error instanceof ConfigError ? error : new ConfigError(file, undefined, errorMessage(error)) };
     }
   });
+  return { entries, skipped };
 }
 
 /**
@@ -69,6 +76,7 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
     }
     const parsed = parseExternalService(entry.text, entry.file);
     for (const warning of parsed.warnings) warnings.push(warning);
+    for (const unknown of parsed.unknownFields) warnings.push(unknown.message);
     for (const error of parsed.errors) errors.push(error);
     let service = parsed.service;
     const owner = service && fileOfName.get(service.name);

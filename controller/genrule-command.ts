@@ -27,7 +27,7 @@ async function snapshotFrom(options: SnapshotSourceOptions, signal?: AbortSignal
 export async function genruleCommand(confDir: string, options: SnapshotSourceOptions, log: Logger, stdout: Output): Promise<void> {
   const loaded = await loadExternalServices(confDir);
   for (const error of loaded.errors) log.error(`skipped invalid file: ${error.message}`);
-  for (const warning of loaded.warnings) log.warn(warning);
+  for (const warning of [...loaded.warnings, ...[...loaded.skipped, ...loaded.unknownFields].map((problem) => problem.message)]) log.warn(warning);
   const snapshot = await snapshotFrom(options);
   const { rules, warnings, errors } = generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace });
   for (const error of errors) log.error(`skipped: ${error.message}`);
@@ -38,13 +38,20 @@ export async function genruleCommand(confDir: string, options: SnapshotSourceOpt
 /**
  * Reports every problem of every conf file; returns false when there is any. With a snapshot it
  * also reports what the cluster is missing for the rules (as warnings: they do not fail it), and
- * the ExternalServices whose rules would be too large to write (errors).
+ * the ExternalServices whose rules would be too large to write (errors). Unknown fields and
+ * skipped directory entries are warnings, and errors with `strict`.
  */
-export async function validateCommand(confDir: string, options: Partial<SnapshotSourceOptions> & { namespace: string }, log: Logger): Promise<boolean> {
+export async function validateCommand(
+  confDir: string,
+  options: Partial<SnapshotSourceOptions> & { namespace: string; strict?: boolean },
+  log: Logger,
+): Promise<boolean> {
   const loaded = await loadExternalServices(confDir);
   let errors = loaded.errors;
   let leftOut = 0;
   for (const warning of loaded.warnings) log.warn(warning);
+  if (options.strict === true) errors = errors.concat(loaded.skipped, loaded.unknownFields);
+  else for (const problem of [...loaded.skipped, ...loaded.unknownFields]) log.warn(problem.message);
   if (options.snapshot !== undefined) {
     const snapshot = await loadSnapshotFile(options.snapshot);
     const generated = generateRules(loaded.services, snapshot, { forwarderNamespace: options.namespace });

@@ -46,7 +46,7 @@ export interface CycleContext {
 
 export async function reconcileCycle(settings: ControllerSettings, context: CycleContext): Promise<CycleReport> {
   const { log, signal } = context;
-  const entries = await readConf(settings.confDir);
+  const { entries, skipped } = await readConf(settings.confDir);
   // Bad files are reported before any kubectl call; what stays in force is known after the reads.
   for (const invalid of resolveConf(entries, {}).invalid) {
     for (const error of invalid.errors) log.error(`invalid conf file: ${error.message}`);
@@ -68,7 +68,7 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   for (const error of rules.errors) log.error(error.message);
   // An ExternalService whose rules cannot be written counts as invalid input.
   const invalid = conf.invalid.concat(rules.errors.map((error) => ({ file: error.file, errors: [error], lastValidInForce: false })));
-  logWarnings(log, [...conf.warnings, ...rules.warnings], context.previousWarnings);
+  logWarnings(log, [...skipped.map((entry) => entry.message), ...conf.warnings, ...rules.warnings], context.previousWarnings);
   const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(annotations[DELIVERED_ANNOTATION]), rulesSha256: rules.sha256 };
 
   const objectActions = planCycleObjects(conf, observed, settings);

@@ -145,9 +145,10 @@ export async function showControllerStatus(
   gatewayHosts: readonly string[] | undefined,
   output: { write(text: string): unknown },
 ): Promise<ExitCode> {
-  const entries = await readConf(confDir);
+  const { entries, skipped } = await readConf(confDir);
   const observed = await observeCluster(settings);
   const report = buildStatus(confDir, entries, observed, settings, gatewayHosts);
+  report.warnings.unshift(...skipped.map((entry) => entry.message));
   output.write(formatStatus(report));
   return report.invalid.length > 0 ? EXIT.badInput : report.problems.length > 0 ? EXIT.failed : EXIT.ok;
 }

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errorMessage, quote } from './errors.js';
-import { INPUT_LIMITS, readInputFile } from './input-file.js';
+import { fileKind, INPUT_LIMITS, readInputFile } from './input-file.js';
+import { unknownFields } from './known-fields.js';
 import { parsePort, unicastIPv4Problem } from './ipv4.js';
 import { MAX_BLOCK_LINES } from './rules.js';
 import { isPlainObject, parseYaml } from './yaml.js';
@@ -50,6 +51,8 @@ export interface ParsedExternalService {
   service: LoadedExternalService | undefined;
   errors: ConfigError[];
   warnings: string[];
+  /** Fields the ExternalService API does not have (typos): ignored, and reported. */
+  unknownFields: ConfigError[];
 }
 
 export interface LoadResult {
@@ -58,12 +61,21 @@ export interface LoadResult {
   /** Every problem of every invalid file (a file with any error is left out of `services`). */
   errors: ConfigError[];
   warnings: string[];
+  unknownFields: ConfigError[];
+  /** Why each entry of the conf directory that is not a conf file was skipped. */
+  skipped: ConfigError[];
+}
+
+/** The conf files of a directory, and why each other entry was skipped. */
+export interface ConfDirListing {
+  files: string[];
+  skipped: ConfigError[];
 }
 
 /** Problems reported per file; a file with thousands of bad entries gets a count for the rest. */
 export const MAX_PROBLEMS_PER_FILE = 20;
 
-const CONF_FILE_NAME = /^[^.].*\.ya?ml$/;
+const CONF_FILE_SUFFIX = /\.ya?ml$/;
 /** A Service name (the ExternalService name names the forwarder's Service too). */
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** A namespace name. */
@@ -80,25 +92,39 @@ function show(value: unknown): string {
 
 /**
  * The conf files of a directory: entries directly in it whose names end in .yaml or .yml and do
- * not start with '.', that are regular files or symlinks to regular files, sorted by name.
+ * not start with '.', that are regular files or symlinks to regular files, sorted by name. Every
+ * other entry is skipped with the reason, except the `..`-prefixed entries a ConfigMap volume
+ * keeps its data in.
  */
-export async function listConfFiles(confDir: string): Promise<string[]> {
+export async function listConfFiles(confDir: string): Promise<ConfDirListing> {
   let names: string[];
   try {
     names = await fs.readdir(confDir);
   } catch (error) {
     throw new ConfigError(confDir, undefined, `cannot read the conf directory: ${errorMessage(error)}`);
   }
-  const files: string[] = [];
-  for (const name of names.filter((entry) => CONF_FILE_NAME.test(entry)).sort(compareNames)) {
-    const file = path.join(confDir, name);
-    try {
-      if ((await fs.stat(file)).isFile()) files.push(file);
-    } catch {
-      // A dangling symlink is not a conf file.
+  const listing: ConfDirListing = { files: [], skipped: [] };
+  const skip = (name: string, reason: string): void => {
+    listing.skipped.push(new ConfigError(path.join(confDir, quote(name)), undefined, `skipped: ${reason}`));
+  };
+  for (const name of names.sort(compareNames)) {
+    if (name.startsWith('..')) continue;
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(name)) skip(name, 'its name has a control character');
+    else if (name.startsWith('.')) skip(name, "its name starts with '.'");
+    else if (!CONF_FILE_SUFFIX.test(name)) skip(name, 'not a .yaml or .yml file');
+    else {
+      const file = path.join(confDir, name);
+      try {
+        const stats = await fs.stat(file);
+        if (stats.isFile()) listing.files.push(file);
+        else skip(name, `it is ${fileKind(stats)}, not a regular file`);
+      } catch (error) {
+        skip(name, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'a symlink to nothing' : `cannot read: ${errorMessage(error)}`);
+      }
     }
   }
-  return files;
+  return listing;
 }
 
 function compareNames(a: string, b: string): number {
@@ -107,9 +133,10 @@ function compareNames(a: string, b: string): number {
 
 /** Reads and validates every conf file of a directory; names are unique across files. */
 export async function loadExternalServices(confDir: string): Promise<LoadResult> {
-  const result: LoadResult = { services: [], errors: [], warnings: [] };
+  const listing = await listConfFiles(confDir);
+  const result: LoadResult = { services: [], errors: [], warnings: [], unknownFields: [], skipped: listing.skipped };
   const fileOfName = new Map<string, string>();
-  for (const file of await listConfFiles(confDir)) {
+  for (const file of listing.files) {
     let text: string;
     try {
       text = readInputFile(file, INPUT_LIMITS.confFile);
@@ -120,6 +147,7 @@ export async function loadExternalServices(confDir: string): Promise<LoadResult>
     const parsed = parseExternalService(text, file);
     for (const warning of parsed.warnings) result.warnings.push(warning);
     for (const error of parsed.errors) result.errors.push(error);
+    for (const unknown of parsed.unknownFields) result.unknownFields.push(unknown);
     const service = parsed.service;
     if (!service) continue;
     const previous = fileOfName.get(service.name);
@@ -142,16 +170,22 @@ export function parseExternalService(text: string, file: string): ParsedExternal
   try {
     parsed = checkExternalService(text, file);
   } catch (error) {
-    return { service: undefined, errors: [new ConfigError(file, undefined, `cannot be checked: ${errorMessage(error)}`)], warnings: [] };
+    return { service: undefined, errors: [new ConfigError(file, undefined, `cannot be checked: ${errorMessage(error)}`)], warnings: [], unknownFields: [] };
   }
-  if (parsed.errors.length <= MAX_PROBLEMS_PER_FILE) return parsed;
-  const more = parsed.errors.length - MAX_PROBLEMS_PER_FILE;
-  return { ...parsed, errors: [...parsed.errors.slice(0, MAX_PROBLEMS_PER_FILE), new ConfigError(file, undefined, `and ${more} more problem(s)`)] };
+  return { ...parsed, errors: capped(parsed.errors, file, 'problem'), unknownFields: capped(parsed.unknownFields, file, 'unknown field') };
+}
+
+/** The first MAX_PROBLEMS_PER_FILE of a file's problems, and a count of the rest. */
+function capped(problems: ConfigError[], file: string, what: string): ConfigError[] {
+  if (problems.length <= MAX_PROBLEMS_PER_FILE) return problems;
+  const more = problems.length - MAX_PROBLEMS_PER_FILE;
+  return [...problems.slice(0, MAX_PROBLEMS_PER_FILE), new ConfigError(file, undefined, `and ${more} more ${what}(s)`)];
 }
 
 function checkExternalService(text: string, file: string): ParsedExternalService {
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
+  let unknown: ConfigError[] = [];
   const fail = (field: string | undefined, reason: string): undefined => {
     errors.push(new ConfigError(file, field, reason));
     return undefined;
@@ -160,6 +194,7 @@ function checkExternalService(text: string, file: string): ParsedExternalService
     service: errors.length === 0 ? service : undefined,
     errors,
     warnings,
+    unknownFields: unknown,
   });
 
   if (!hasContent(text)) {
@@ -182,6 +217,7 @@ function checkExternalService(text: string, file: string): ParsedExternalService
     fail(undefined, 'must be a mapping (an ExternalService object)');
     return done();
   }
+  unknown = unknownFields(data, file);
   if (data.kind !== EXTERNAL_SERVICE_KIND) {
     fail('kind', data.kind === undefined ? `is missing (must be ${EXTERNAL_SERVICE_KIND})` : `${show(data.kind)} is not ${EXTERNAL_SERVICE_KIND}`);
   }

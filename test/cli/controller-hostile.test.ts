@@ -65,3 +65,37 @@ describe('controller genrule: a cluster too large for the rules document', () =>
     expect(result.stdout).not.toContain('"es-a":');
   });
 });
+
+describe('controller: silent typos and skipped files', () => {
+  const typo = (name: string): string => externalService(name).replace('      sourceIP:', '      bidirectonal: false\n      sourceIP:').replace('targetPort: 8000}', 'targetPort: 8000, targetport: 9000}');
+
+  it('validate warns about each unknown field and each skipped entry and exits 0; --strict makes them errors and exits 2', async () => {
+    bench = new ControllerBench();
+    bench.writeConf('a.yaml', typo('es-a'));
+    bench.writeConf('b\n.yaml', externalService('es-b'));
+    const lenient = await bench.run(['validate', bench.conf]);
+    expect(lenient.exitCode, lenient.stderr).toBe(0);
+    expect(lenient.stderr).toMatch(/WARN .*a\.yaml: spec\.sources\[0\]\.bidirectonal: unknown field, ignored \(did you mean "bidirectional"\?\)/);
+    expect(lenient.stderr).toMatch(/WARN .*a\.yaml: spec\.ports\[0\]\.targetport: unknown field, ignored \(did you mean "targetPort"\?\)/);
+    expect(lenient.stderr).toMatch(/WARN .*"b\\n\.yaml": skipped: its name has a control character/);
+    const strict = await bench.run(['validate', '--strict', bench.conf]);
+    expect(strict.exitCode, strict.stderr).toBe(2);
+    expect(strict.stderr).toMatch(/ERROR .*a\.yaml: spec\.sources\[0\]\.bidirectonal: unknown field/);
+    expect(strict.stderr).toMatch(/ERROR .*"b\\n\.yaml": skipped: its name has a control character/);
+  });
+
+  it('the loop and genrule warn about them too, and still apply the file', async () => {
+    bench = new ControllerBench();
+    bench.seedReadmeCluster();
+    bench.writeConf('a.yaml', typo('es-a'));
+    bench.writeConf('notes.txt', 'x');
+    const result = await bench.once();
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/WARN .*a\.yaml: spec\.ports\[0\]\.targetport: unknown field, ignored/);
+    expect(result.stderr).toMatch(/WARN .*"notes\.txt": skipped: not a \.yaml or \.yml file/);
+    expect(bench.object('pods', 'external-services', 'es-a')).toBeDefined();
+    const genrule = await bench.run(['genrule', bench.conf]);
+    expect(genrule.stderr).toMatch(/WARN .*a\.yaml: spec\.sources\[0\]\.bidirectonal: unknown field/);
+    expect(genrule.stderr).toMatch(/WARN .*"notes\.txt": skipped/);
+  });
+});

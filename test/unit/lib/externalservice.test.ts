@@ -140,7 +140,7 @@ describe('listConfFiles', () => {
   let dir: { dir: string; remove: () => void } | undefined;
   afterEach(() => dir?.remove());
 
-  it('lists .yaml and .yml files and symlinks to files directly in the directory, sorted, and nothing else', () => {
+  it('lists .yaml and .yml files and symlinks to files directly in the directory, sorted, and says why it skipped each other entry', async () => {
     dir = tempDir();
     const root = dir.dir;
     const confDir = path.join(root, 'conf');
@@ -152,16 +152,54 @@ describe('listConfFiles', () => {
     fs.writeFileSync(path.join(root, 'outside.yaml'), 'x');
     fs.symlinkSync('../outside.yaml', path.join(confDir, 'z-outside.yaml'));
     fs.symlinkSync('missing.yaml', path.join(confDir, 'dangling.yaml'));
-    for (const name of ['b.yaml', 'a.yml', 'C.yaml', '.hidden.yaml', 'notes.txt', 'x.yaml.bak', 'yaml', 'sub.yaml/inner.yaml']) {
+    for (const name of ['b.yaml', 'a.yml', 'C.yaml', '.hidden.yaml', 'notes.txt', 'x.yaml.bak', 'yaml', 'sub.yaml/inner.yaml', 'new\nline.yaml']) {
       fs.writeFileSync(path.join(confDir, name), 'x');
     }
-    return expect(listConfFiles(confDir)).resolves.toEqual(
-      ['C.yaml', 'a.yml', 'b.yaml', 'm-linked.yaml', 'z-outside.yaml'].map((name) => path.join(confDir, name)),
-    );
+    const listing = await listConfFiles(confDir);
+    expect(listing.files).toEqual(['C.yaml', 'a.yml', 'b.yaml', 'm-linked.yaml', 'z-outside.yaml'].map((name) => path.join(confDir, name)));
+    // Every other entry is named with the reason, except the ConfigMap volume's own `..` entries.
+    expect(listing.skipped.map((problem) => problem.message.slice(confDir.length + 1))).toEqual([
+      '".hidden.yaml": skipped: its name starts with \'.\'',
+      '"dangling.yaml": skipped: a symlink to nothing',
+      '"new\\nline.yaml": skipped: its name has a control character',
+      '"notes.txt": skipped: not a .yaml or .yml file',
+      '"sub.yaml": skipped: it is a directory, not a regular file',
+      '"x.yaml.bak": skipped: not a .yaml or .yml file',
+      '"yaml": skipped: not a .yaml or .yml file',
+    ]);
   });
 
   it('names the directory when it cannot be read', async () => {
     await expect(listConfFiles('/nonexistent/conf')).rejects.toThrow(/^\/nonexistent\/conf: cannot read the conf directory/);
+  });
+});
+
+describe('unknown fields', () => {
+  it('names each field the ExternalService API does not have, with the known field it resembles, and still loads the file', () => {
+    const spec = `  targetIP: 192.168.122.139
+  sources:
+    - service: {namespace: ns1, name: my-service1, namspace: x}
+      sourceIP: 192.168.122.200
+      bidirectonal: false
+  ports:
+    - {protocol: TCP, port: 8000, targetport: 9000}
+  extra: 1
+`;
+    const parsed = parseExternalService(conf(spec, 'metadata:\n  name: es1\n  labels: {a: b}\n  nam: x\n'), FILE);
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.service?.ports).toEqual([{ protocol: 'TCP', port: 8000, targetPort: 8000 }]);
+    expect(parsed.unknownFields.map((problem) => problem.message)).toEqual([
+      'conf/a.yaml: metadata.nam: unknown field, ignored (did you mean "name"?)',
+      'conf/a.yaml: spec.sources[0].service.namspace: unknown field, ignored (did you mean "namespace"?)',
+      'conf/a.yaml: spec.sources[0].bidirectonal: unknown field, ignored (did you mean "bidirectional"?)',
+      'conf/a.yaml: spec.ports[0].targetport: unknown field, ignored (did you mean "targetPort"?)',
+      'conf/a.yaml: spec.extra: unknown field, ignored',
+    ]);
+  });
+
+  it('accepts what kubectl get -o yaml adds to an object', () => {
+    const metadata = 'metadata:\n  name: es1\n  uid: u\n  resourceVersion: "1"\n  annotations: {x: y}\n  creationTimestamp: null\n';
+    expect(parseExternalService(`${conf(VALID_SPEC, metadata)}status: {}\n`, FILE).unknownFields).toEqual([]);
   });
 });
 
