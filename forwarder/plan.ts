@@ -55,7 +55,9 @@ function stopAction(tunnel: RunningTunnel, why: StopReason): Action {
 
 export function planNat(desired: readonly NatRule[], live: NatTable): Action[] {
   if (natTableMatches(live, desired)) return [];
-  return [{ reason: `nat table differs (${live.rules.length} live, ${desired.length} wanted)`, argv: ['iptables-restore'], input: natRestoreInput(desired), scope: 'nat' }];
+  // Alongside the tunnel starts: a connection the new rules send to a port whose tunnel is not up
+  // yet is refused, as it is without the rules.
+  return [{ reason: `nat table differs (${live.rules.length} live, ${desired.length} wanted)`, argv: ['iptables-restore'], input: natRestoreInput(desired), scope: 'nat', parallel: true }];
 }
 
 /** `quickack` on each of the pod's routes that lacks it (see lib/routes.ts), when they are tuned at all. */

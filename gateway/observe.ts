@@ -158,6 +158,36 @@ async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSig
   };
 }
 
+/**
+ * What the sshd of each listed IP runs with, read from files only (pid file, /proc, config file,
+ * host key dir): no program is started, so it takes well under a millisecond. The rest of each
+ * IpState is left empty; only planPermitsFirst reads this.
+ */
+export function observeSshdConfigs(ips: readonly string[], options: ObserveOptions): GatewayState {
+  const states = ips.map((ip): IpState => {
+    const names = namesFor(ip, options);
+    const sshd = observeSshd(names);
+    return {
+      sshd,
+      config: readText(names.configFile),
+      configWrittenAtMs: modifiedAtMs(names.configFile),
+      netnsExists: sshd.running,
+      links: [],
+      routes: [],
+      pids: [],
+      nat: { rules: [], chains: [] },
+    };
+  });
+  return {
+    hostLinks: [],
+    managed: [],
+    ips: Object.fromEntries(ips.map((ip, index) => [ip, states[index] as IpState])),
+    hostKeys: options.hostKeyDir === undefined ? [] : listHostKeys(options.hostKeyDir),
+    generatedHostKeyExists: fs.existsSync(generatedHostKeyPath(options.runDir)),
+    privsepDirExists: fs.existsSync(options.privsepDir),
+  };
+}
+
 /** Reads everything the plan needs, afresh, for the listed IPs and every IP set up earlier. */
 export async function observe(ips: readonly string[], options: ObserveOptions, signal?: AbortSignal): Promise<GatewayState> {
   const [netnsList, hostLinks] = await Promise.all([

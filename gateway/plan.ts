@@ -80,6 +80,23 @@ export function plan(desired: Desired, state: GatewayState): Action[] {
   return planGateway(desired, state).actions;
 }
 
+/**
+ * The first step of a cycle, before everything else is observed: the sshds that run get the
+ * config the rules need, and are reloaded. A forwarder that received the same rules at the same
+ * time then finds its new forwards permitted when its ssh connects, in most cases, instead of
+ * being refused (-R) or held on the previous config (-L). Planned from observeSshdConfigs (files
+ * only); an sshd that does not run is left to the full cycle.
+ */
+export function planPermitsFirst(desired: Desired, state: GatewayState): GatewayPlan {
+  if (desired.rules.kind !== 'ok') return { actions: [], sessionChecks: [] };
+  const hostKeys = hostKeysFor(state, desired.placement.runDir);
+  const planned = desired.ips
+    .map((ip) => ({ names: namesFor(ip, desired.placement), state: state.ips[ip] }))
+    .filter((entry): entry is { names: IpNames; state: IpState } => entry.state?.sshd.running === true && entry.state.config !== undefined)
+    .map((entry) => planSshdConfig(entry.names, entry.state, desired, hostKeys));
+  return { actions: planned.flatMap((entry) => entry.actions), sessionChecks: planned.flatMap((entry) => entry.sessionChecks) };
+}
+
 /** The actions of one cycle, and the reloads whose older sessions are looked at once they took effect. */
 export function planGateway(desired: Desired, state: GatewayState): GatewayPlan {
   const { placement } = desired;
@@ -223,6 +240,20 @@ export function planIp(
     );
   }
 
+  const sshd = planSshdConfig(names, state, desired, hostKeys);
+  actions.push(...sshd.actions);
+  sessionChecks.push(...sshd.sessionChecks);
+  return { actions, sessionChecks };
+}
+
+/**
+ * The sshd of one IP: its config written when it differs from what the rules need (checked with
+ * sshd -t first), then sshd started, or reloaded with SIGHUP when it runs.
+ */
+export function planSshdConfig(names: IpNames, state: IpState, desired: Desired, hostKeys: readonly string[]): GatewayPlan {
+  const { ip, netns } = names;
+  const actions: Action[] = [];
+  const sessionChecks: SessionCheck[] = [];
   const permits = desiredPermits(desired.rules, ip, state.config);
   const config = renderSshdConfig(names, { ...desired.access, hostKeys }, permits);
   const configChanged = state.config !== config;

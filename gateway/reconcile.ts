@@ -4,9 +4,10 @@ import { isDebug } from '../lib/exec.js';
 import { applyGatewayActions } from './apply.js';
 import { buildDesired } from './desired.js';
 import { readIpsConf } from './ipsconf.js';
-import { observe, observeSessions, PRIVSEP_DIR } from './observe.js';
+import { observe, observeSessions, observeSshdConfigs, PRIVSEP_DIR } from './observe.js';
 import type { GatewaySettings } from './settings.js';
-import { planGateway, planStaleSessions, type Desired } from './plan.js';
+import { planGateway, planPermitsFirst, planStaleSessions, type Desired, type SessionCheck } from './plan.js';
+import type { ActionFailure } from '../lib/action.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
 
 /**
@@ -53,30 +54,47 @@ export class GatewayReconciler {
   }
 
   /**
-   * Runs one cycle: observe, plan, apply. A reload that widens what an sshd permits is followed
-   * by a second, smaller round once it has taken effect: observe that netns's sessions, plan
-   * the stop of those opened under the previous config (pure), apply. Returns the problems that
-   * did not stop the cycle (bad input kept out of force).
+   * Once the reloads of `checks` have taken effect: observe those netns's sessions, plan the
+   * stop of those opened under the previous config (pure), apply.
+   */
+  private async stopStaleSessions(checks: readonly SessionCheck[], failures: readonly ActionFailure[], signal?: AbortSignal): Promise<ActionFailure[]> {
+    const failedIps = new Set(failures.map((failure) => failure.action.scope));
+    const wanted = checks.filter((check) => !failedIps.has(check.ip));
+    if (wanted.length === 0) return [];
+    if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
+    const reloadedAtMs = Date.now();
+    const sessions = await Promise.all(wanted.map((check) => observeSessions(check.netns, signal)));
+    const stops = wanted.flatMap((check, index) => planStaleSessions(check, sessions[index] ?? [], reloadedAtMs));
+    return applyGatewayActions(stops, { log: this.log, signal });
+  }
+
+  /**
+   * Runs one cycle. First the sshds that run get the config the rules need and are reloaded
+   * (planned from files alone, see planPermitsFirst), so that new forwards are permitted as soon
+   * as possible; then everything is observed, planned and applied. A reload that widens what an
+   * sshd permits is followed by a second, smaller round once it has taken effect (see
+   * stopStaleSessions), alongside the rest of the cycle. Returns the problems that did not stop
+   * the cycle (bad input kept out of force).
    */
   async cycle(signal?: AbortSignal): Promise<string[]> {
     const problems: string[] = [];
     const desired = this.desired(problems);
-    const state = await observe(desired.ips, { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR }, signal);
+    const observeOptions = { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR };
+    // Under DEBUG nothing is written, so the full plan would print the same commands again.
+    const first = isDebug() ? { actions: [], sessionChecks: [] } : planPermitsFirst(desired, observeSshdConfigs(desired.ips, observeOptions));
+    const failures = await applyGatewayActions(first.actions, { log: this.log, signal });
+    const staleStops = this.stopStaleSessions(first.sessionChecks, failures, signal).catch((error: unknown) => {
+      this.log.error('looking for ssh sessions opened under the previous config failed', { error: errorMessage(error) });
+      return [];
+    });
+    const state = await observe(desired.ips, observeOptions, signal);
     const planned = planGateway(desired, state);
-    if (planned.actions.length === 0) {
+    if (planned.actions.length === 0 && first.actions.length === 0) {
       this.log.debug('everything is in place', { ips: desired.ips.length });
       return problems;
     }
-    const failures = await applyGatewayActions(planned.actions, { log: this.log, signal });
-    const failedIps = new Set(failures.map((failure) => failure.action.scope));
-    const checks = planned.sessionChecks.filter((check) => !failedIps.has(check.ip));
-    if (checks.length > 0) {
-      if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
-      const reloadedAtMs = Date.now();
-      const sessions = await Promise.all(checks.map((check) => observeSessions(check.netns, signal)));
-      const stops = checks.flatMap((check, index) => planStaleSessions(check, sessions[index] ?? [], reloadedAtMs));
-      failures.push(...(await applyGatewayActions(stops, { log: this.log, signal })));
-    }
+    const later = await applyGatewayActions(planned.actions, { log: this.log, signal });
+    failures.push(...later, ...(await this.stopStaleSessions(planned.sessionChecks, later, signal)), ...(await staleStops));
     if (failures.length > 0) {
       const first = failures[0];
       throw new Error(`${failures.length} action(s) failed; first: ${first ? errorMessage(first.error) : ''}`);

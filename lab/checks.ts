@@ -18,7 +18,7 @@ export interface Check {
 
 const forwarderService = SERVICES.find((service) => service.name === PODS.forwarder.name)!;
 
-export async function connectivityChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[]): Promise<Check[]> {
+export async function connectivityChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[], timeoutMs = 3000): Promise<Check[]> {
   const checks: Check[] = [];
   const enabled = new Set(sources.map((source) => source.sourceIP));
   const pairs = [
@@ -28,7 +28,7 @@ export async function connectivityChecks(lab: Lab, topology: Topology, sources: 
   for (const { pod, sourceIP } of pairs) {
     const url = `http://${forwarderService.clusterIP}:${forwarderService.port}/`;
     const before = loggedClients(topology.externalLog).length;
-    const body = await httpGet(lab, pod.netns, url);
+    const body = await httpGet(lab, pod.netns, url, timeoutMs);
     const logged = loggedClients(topology.externalLog).slice(before);
     const seen = body.startsWith('error:') ? body : `external server logged ${logged.join(', ') || 'nothing'}`;
     const expected = enabled.has(sourceIP) ? `external server logged ${sourceIP}` : 'no access (source removed)';
@@ -43,7 +43,7 @@ export async function connectivityChecks(lab: Lab, topology: Topology, sources: 
   for (const { pod, sourceIP } of pairs) {
     const url = `http://${sourceIP}/`;
     const before = loggedClients(pod.log!).length;
-    const body = await httpGet(lab, topology.external, url);
+    const body = await httpGet(lab, topology.external, url, timeoutMs);
     const logged = loggedClients(pod.log!).slice(before);
     const expected = enabled.has(sourceIP) ? `${pod.name} answered and logged ${PODS.forwarder.ip} (the forwarder pod)` : 'no access (source removed)';
     const seen = body.startsWith('error:') ? body : `${pod.name} answered and logged ${logged.join(', ') || 'nothing'}`;
@@ -103,7 +103,12 @@ export async function appliedState(lab: Lab, topology: Topology, connector: Conn
 
 export interface ChangeTiming {
   description: string;
+  /** When the rules were published (ms since the epoch, as the components' log timestamps). */
+  publishedAtMs: number;
+  /** Until the nat rules of both and the tunnels (ssh processes) are as the rules say. */
   appliedMs: number;
+  /** Until, in addition, a request through each source's tunnels works (or, for a removed one, fails). */
+  usableMs: number;
 }
 
 /**
@@ -120,6 +125,7 @@ export async function applyChange(
   const rules = await generateRules(connector, sources);
   const enabled = new Set(sources.map((source) => source.sourceIP));
   const started = performance.now();
+  const publishedAtMs = Date.now();
   publishRules(connector, rules);
   for (;;) {
     const state = await appliedState(lab, topology, connector);
@@ -130,7 +136,14 @@ export async function applyChange(
         : entry.forwarderRules === 0 && entry.gatewayRules === 0 && entry.tunnels === 0;
     });
     const elapsed = performance.now() - started;
-    if (done) return { description: `sources ${[...enabled].join(', ') || 'none'}`, appliedMs: elapsed };
+    if (done) {
+      for (;;) {
+        const checks = await connectivityChecks(lab, topology, sources, 1000);
+        const usable = performance.now() - started;
+        if (checks.every((check) => check.ok)) return { description: `sources ${[...enabled].join(', ') || 'none'}`, publishedAtMs, appliedMs: elapsed, usableMs: usable };
+        if (usable > timeoutMs) throw new Error(`the change was applied but not usable within ${timeoutMs} ms: ${JSON.stringify(checks)}`);
+      }
+    }
     if (elapsed > timeoutMs) throw new Error(`the change was not applied within ${timeoutMs} ms: ${JSON.stringify(state)}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -118,7 +118,14 @@ export function publishRules(connector: Connector, rules: string): void {
 }
 
 /** Starts bin/gateway on the gateway host (in a mount namespace that shares /run/netns). */
-export async function startGateway(lab: Lab, topology: Topology, connector: Connector, key: { publicKey: string }, logFile?: string): Promise<LabProcess> {
+export async function startGateway(
+  lab: Lab,
+  topology: Topology,
+  connector: Connector,
+  key: { publicKey: string },
+  logFile?: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<LabProcess> {
   const authorizedKeys = path.join(connector.dir, 'gateway', 'authorized_keys');
   fs.copyFileSync(key.publicKey, authorizedKeys);
   const handle = lab.spawn(topology.gatewayHost, [BIN('gateway'), '--rules-file', connector.rulesFile, connector.ipsConf], {
@@ -133,6 +140,7 @@ export async function startGateway(lab: Lab, topology: Topology, connector: Conn
       NETNS_PREFIX: connector.netnsPrefix,
       AUTHORIZED_KEYS_FILE: authorizedKeys,
       HOST_KEY_DIR: connector.runDir,
+      ...env,
     },
   });
   connector.gateway = handle;
@@ -143,7 +151,7 @@ export async function startGateway(lab: Lab, topology: Topology, connector: Conn
 }
 
 /** Starts bin/forwarder in the forwarder pod, in a PID namespace of its own. */
-export function startForwarder(lab: Lab, topology: Topology, connector: Connector, key: { privateKey: string }, logFile?: string): LabProcess {
+export function startForwarder(lab: Lab, topology: Topology, connector: Connector, key: { privateKey: string }, logFile?: string, env: NodeJS.ProcessEnv = {}): LabProcess {
   const handle = lab.spawn(topology.pods.forwarder.netns, [BIN('forwarder')], {
     pidns: true,
     logFile,
@@ -153,6 +161,7 @@ export function startForwarder(lab: Lab, topology: Topology, connector: Connecto
       DATA_FILE: connector.dataFile,
       SSH_KEY: key.privateKey,
       SSH_KNOWN_HOSTS: '/dev/null',
+      ...env,
     },
   });
   connector.forwarder = handle;

@@ -53,7 +53,8 @@ export async function runOnce(reconcile: Reconcile, signal: AbortSignal): Promis
 
 export async function runLoop(options: LoopOptions): Promise<void> {
   const { reconcile, log, intervalMs, signal } = options;
-  const debounceMs = options.debounceMs ?? 100;
+  // A rename or a ConfigMap `..data` swap arrives as a burst of events within a few ms.
+  const debounceMs = options.debounceMs ?? 25;
   const baseBackoff = options.backoffMs ?? 250;
   let wake: (() => void) | undefined;
   let dirty: boolean;

@@ -3,7 +3,8 @@ import { preflightProblems } from '../lab/preflight.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
 import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
 import { benchIptablesApply, type IptablesApplyMeasurement } from './bench-iptables.js';
-import { benchLatency, type LatencyMeasurement } from './bench-latency.js';
+import { benchLatency, medianOf, type LatencyMeasurement } from './bench-latency.js';
+import { median } from './stats.js';
 import { benchRequests, type RequestMeasurement, type RequestTimes } from './bench-requests.js';
 import { benchTunnel, type TunnelMeasurement } from './bench-tunnel.js';
 
@@ -89,8 +90,36 @@ function render(report: Report): string {
   }
   if (report.latency) {
     const { latency } = report;
-    out.push('', `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source)`);
-    out.push(`  median ${Math.round(latency.medianMs)} ms, max ${Math.round(latency.maxMs)} ms; samples: ${latency.samplesMs.map((value) => Math.round(value)).join(', ')} ms (the original: up to 10,000 ms)`);
+    const round = (value: number | undefined): string => (value === undefined ? '-' : String(Math.round(value)));
+    out.push(
+      '',
+      `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source; gateway and forwarder get the rules at the same moment)`,
+    );
+    out.push(
+      table(
+        ['change', 'applied: median ms', 'applied: max ms', 'usable: median ms', 'usable: max ms', 'samples (usable, ms)', 'the original'],
+        (['removal', 'addition'] as const).map((kind) => {
+          const samples = kind === 'addition' ? latency.additions : latency.removals;
+          return [
+            kind,
+            round(median(samples.appliedMs)),
+            round(Math.max(...samples.appliedMs)),
+            round(median(samples.usableMs)),
+            round(Math.max(...samples.usableMs)),
+            samples.usableMs.map(round).join(', '),
+            'up to 10,000 (a sync every 10 s)',
+          ];
+        }),
+      ),
+    );
+    const steps = latency.additionSteps;
+    const retried = steps.tunnelRetries.filter((count) => count > 0).length;
+    out.push(
+      `  where an addition's time goes (median ms after the publish): gateway saw the change ${round(medianOf(steps.gatewaySawChange))}, ` +
+        `reloaded its sshd ${round(medianOf(steps.gatewayReloadedSshd))}; forwarder saw the change ${round(medianOf(steps.forwarderSawChange))}, ` +
+        `started ssh ${round(medianOf(steps.forwarderStartedSsh))}; applied ${round(median(latency.additions.appliedMs))}, usable ${round(median(latency.additions.usableMs))}. ` +
+        `A tunnel start was refused or restarted in ${retried} of ${steps.tunnelRetries.length} additions.`,
+    );
   }
   if (report.requests) {
     const count = report.requests.paths[0]?.toExternal.count ?? 0;

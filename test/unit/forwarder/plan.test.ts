@@ -158,3 +158,19 @@ describe('plan: quickack on the pod routes', () => {
     expect(plan(desired, { tunnels: [running(9, L1)], nat, routes: { tuned: false, why: "this is the host's network namespace" } }, ssh)).toEqual([]);
   });
 });
+
+describe('plan: the nat table alongside the tunnel starts', () => {
+  it('replaces the nat table in parallel with the starts, not after them', () => {
+    const rule = parseRuleLine('PREROUTING -t nat -m tcp -p tcp --dst 10.244.0.50 --src 10.244.0.11 --dport 8000 -j DNAT --to-destination 10.244.0.50:2049');
+    const actions = plan(
+      { tunnels: [L1, R1], rules: [rule], hasEntry: true },
+      { tunnels: [], nat: { rules: [], chains: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] }, routes: { tuned: false, why: 'QUICKACK=off' } },
+      ssh,
+    );
+    expect(actions.map((action) => [action.argv[0], action.parallel === true])).toEqual([
+      ['ssh', true],
+      ['ssh', true],
+      ['iptables-restore', true],
+    ]);
+  });
+});

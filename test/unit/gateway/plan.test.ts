@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { natRestoreInput } from '../../../lib/iptables.js';
 import { natRules } from '../../../lib/rules.js';
 import type { Action } from '../../../lib/action.js';
-import { isDefaultRoute, kernelRoutes, plan, planGateway, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
+import { isDefaultRoute, kernelRoutes, plan, planGateway, planPermitsFirst, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
 import { namesFor } from '../../../gateway/names.js';
 import type { GatewayState } from '../../../gateway/observe.js';
 import { desired, inPlace, IP, names, placement, rules } from './fixtures.js';
@@ -393,6 +393,40 @@ describe('stale ssh sessions after a reload', () => {
     expect(rest).toEqual([]);
     expect(stop).toMatchObject({ argv: ['kill', '5001', '5002'], stops: [5001, 5002], scope: IP });
     expect(planStaleSessions(check, [{ pid: 4300, startedAtMs: 1 }], 20_000)).toEqual([]);
+  });
+});
+
+describe('planPermitsFirst', () => {
+  const widened = (): Desired => {
+    const changed = structuredClone(rules);
+    changed.forwarder['my-external-service1']!['ssh-tunnel'] += '2050:192.168.122.140:5432,192.168.122.200\n';
+    return desired({ rules: { kind: 'ok', rules: changed } });
+  };
+  const first = (wanted: Desired, state: GatewayState): string[] => {
+    const planned = planPermitsFirst(wanted, state);
+    return [...commands(planned.actions), ...planned.sessionChecks.map((check) => `then check the sessions since ${check.sinceMs}`)];
+  };
+
+  it('writes the config a running sshd needs for new rules and reloads it, with the session check', () => {
+    const state = inPlace();
+    Object.assign(ip(state), { configWrittenAtMs: 1000 });
+    expect(first(widened(), state)).toEqual([`write ${CONF}`, 'kill -HUP 4242', 'then check the sessions since 1000']);
+  });
+
+  it('leaves the same reload nothing to do in the full cycle that follows', () => {
+    const state = inPlace();
+    const wanted = widened();
+    const config = planPermitsFirst(wanted, state).actions[0]?.writesFile?.content;
+    ip(state).config = config;
+    expect(cycle(wanted, state)).toEqual([]);
+  });
+
+  it('plans nothing when the configs are in place, for an sshd that does not run, or without usable rules', () => {
+    expect(first(desired(), inPlace())).toEqual([]);
+    const stopped = inPlace();
+    ip(stopped).sshd = { pidFileExists: true, pid: 4242, running: false };
+    expect(first(widened(), stopped)).toEqual([]);
+    expect(first({ ...widened(), rules: { kind: 'absent' } }, inPlace())).toEqual([]);
   });
 });
 
