@@ -21,6 +21,19 @@ const LO_ROUTES = [
 ];
 /** One `ip -batch` of route changes in the IP's namespace. */
 const quickack = (...lines: string[]): string => `ip -n ${NS} -batch - <<< ${lines.join('; ')}`;
+/** Setting up a namespace from nothing, with these route commands. */
+const newNamespace = (routes: string[]): string[] => [
+  `ip netns add ${NS}`,
+  `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
+  `ip link set ${DEV} netns ${NS}`,
+  `ip -n ${NS} link set lo up`,
+  `ip -n ${NS} link set ${DEV} up`,
+  `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+  ...routes,
+  RESTORE,
+  `write ${CONF}`,
+  SSHD_START,
+];
 /** After the address is added: the default route and the routes the kernel makes for it, with quickack. */
 const ADDRESS_ROUTES = [DEFAULT_ROUTE, quickack(SUBNET_ROUTE, LOCAL_ROUTE)];
 
@@ -51,19 +64,7 @@ describe('plan', () => {
       (state) => {
         state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
       },
-      [
-        `ip netns add ${NS}`,
-        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set lo up`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        DEFAULT_ROUTE,
-        quickack(SUBNET_ROUTE, LOCAL_ROUTE, ...LO_ROUTES),
-        RESTORE,
-        `write ${CONF}`,
-        SSHD_START,
-      ],
+      newNamespace([DEFAULT_ROUTE, quickack(SUBNET_ROUTE, LOCAL_ROUTE, ...LO_ROUTES)]),
     ],
     [
       'adds the device, moves it into the namespace and configures it when it is missing',
@@ -180,18 +181,7 @@ describe('plan', () => {
         state.ips[IP] = { netnsExists: false, links: [], routes: [], pids: [], nat: { rules: [], chains: [] }, sshd: { pidFileExists: false, running: false } };
         return { ...wanted, quickack: false };
       },
-      [
-        `ip netns add ${NS}`,
-        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set lo up`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
-        `ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`,
-        RESTORE,
-        `write ${CONF}`,
-        SSHD_START,
-      ],
+      newNamespace([`ip -n ${NS} route replace default via 192.168.122.1 dev ${DEV}`]),
     ],
     [
       'replaces a default route via the wrong gateway',
