@@ -20,6 +20,8 @@ export default defineConfig({
           name: 'cli',
           include: ['test/cli/**/*.test.ts'],
           testTimeout: 30_000,
+          // Some setups run whole controller cycles, as the tests do.
+          hookTimeout: 30_000,
           expect: { requireAssertions: true },
         },
       },

@@ -185,7 +185,9 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
     expect(result.stderr).toContain(`${b}: metadata.name: "Bad_Name" is not a DNS-1035 label`);
     expect(result.stderr).toContain(`${b}: spec.sources[0].sourceIP: "1.2.3" is not an IPv4 address`);
     expect(result.stderr).toContain(`${path.join(conf, 'c.yml')}: file is empty`);
-    expect(result.stderr).not.toContain('hidden');
+    // A dotfile is not read, only named as skipped.
+    expect(result.stderr).toContain(`"${'.hidden.yaml'}": skipped: its name starts with '.'`);
+    expect(result.stderr).not.toMatch(/hidden\.yaml.*invalid YAML/);
     expect(result.stderr).toMatch(/conf files have problems valid=1 invalid=2 problems=3/);
     expect(kubectlCalls()).toEqual([]);
   });
