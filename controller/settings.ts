@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { DATA_KEY, DNS1123_LABEL, DNS1123_SUBDOMAIN } from '../lib/kube-names.js';
 import { INTERVAL, invalid, matching, missingSetting, optional, readSettings, required, text, withDefault, type Parse } from '../lib/settings.js';
 
 /**
@@ -23,11 +24,6 @@ export interface ControllerSettings extends ObjectSettings {
   gatewayPath: string;
 }
 
-/** A DNS-1123 label (namespace) or subdomain (ConfigMap, secret). */
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-/** A ConfigMap or secret key. */
-const DATA_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 /**
  * The rules' path on the gateway goes into a remote command line (`mv`), so it is limited to
  * characters that no shell interprets.

@@ -5,7 +5,9 @@ import { runningPids } from '../lib/process.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { applyForwarderActions } from './apply.js';
 import type { ForwarderSettings } from './settings.js';
-import { readDesired } from './desired.js';
+import { ConfigMapWatch, readConfigMapOnce } from './configmap-watch.js';
+import { desiredFromSources, type RulesMemory } from './desired.js';
+import { describeTarget, type ApiRules } from './rules-source.js';
 import { observe } from './observe.js';
 import { plan } from './plan.js';
 
@@ -34,10 +36,26 @@ export async function watchedTunnelExited(watched: WatchedTunnels): Promise<bool
   return (await runningPids(watched.pids)).length < watched.pids.length;
 }
 
-/** One cycle: read the data file, observe the pod, plan, apply. */
-export async function reconcile(settings: ForwarderSettings, log: Logger, signal: AbortSignal, watched?: WatchedTunnels): Promise<ReconcileResult> {
-  const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser);
-  if (!desired.hasEntry) log.debug('no entry for this name in the data file: no tunnels and no rules wanted', { name: settings.name });
+/** The rules' sources in a cycle: the API's copy (when watched) and what the forwarder remembers about them. */
+export interface RulesInput {
+  api: ApiRules | undefined;
+  memory: RulesMemory;
+}
+
+/** One cycle: take the rules (the API's copy or the data file), observe the pod, plan, apply. */
+export async function reconcile(
+  settings: ForwarderSettings,
+  log: Logger,
+  signal: AbortSignal,
+  watched?: WatchedTunnels,
+  rules: RulesInput = { api: undefined, memory: {} },
+): Promise<ReconcileResult> {
+  const { desired, source } = desiredFromSources(settings, rules.api, rules.memory);
+  if (source !== rules.memory.lastSource) {
+    log.info(`rules from ${source}`);
+    rules.memory.lastSource = source;
+  }
+  if (!desired.hasEntry) log.debug('no entry for this name in the rules: no tunnels and no rules wanted', { name: settings.name });
   const observed = await observe(settings, signal);
   const actions = plan(desired, observed, settings.ssh);
   if (watched) {
@@ -62,26 +80,42 @@ export async function reconcile(settings: ForwarderSettings, log: Logger, signal
 export async function runForwarder(settings: ForwarderSettings, once: boolean, log: Logger): Promise<void> {
   const controller = abortOnSignals(log);
   if (once) {
-    await runOnce((signal) => reconcile(settings, log, signal), controller.signal);
+    await runOnce(async (signal) => reconcile(settings, log, signal, undefined, { api: await readApiOnce(settings, log, signal), memory: {} }), controller.signal);
     return;
   }
-  log.info('starting', { name: settings.name, dataFile: settings.dataFile, interval: `${settings.intervalMs / 1000}s` });
+  log.info('starting', {
+    name: settings.name,
+    dataFile: settings.dataFile,
+    ...(settings.rulesConfigMap ? { rulesConfigMap: describeTarget(settings.rulesConfigMap) } : {}),
+    interval: `${settings.intervalMs / 1000}s`,
+  });
   const watched: WatchedTunnels = { pids: [] };
+  const apiWatch = settings.rulesConfigMap ? new ConfigMapWatch(settings.rulesConfigMap, log, settings.intervalMs) : undefined;
+  const memory: RulesMemory = {};
   await runLoop({
     log,
     intervalMs: settings.intervalMs,
     signal: controller.signal,
     watch: [{ path: settings.dataFile, kind: 'file' }],
     poll: { everyMs: TUNNEL_CHECK_MS, changed: () => watchedTunnelExited(watched) },
+    sources: apiWatch ? [(trigger, signal) => apiWatch.run(signal, trigger)] : [],
     reconcile: async (signal) => {
       try {
-        return await reconcile(settings, log, signal, watched);
+        return await reconcile(settings, log, signal, watched, { api: apiWatch?.state(), memory });
       } catch (error) {
-        // A bad data file is fixed by a change to it (which the watch sees), not by retrying.
+        // Bad rules are fixed by a change to them (which the watches see), not by retrying.
         if (error instanceof ConfigError) throw new TerminalError(`${error.message}; keeping the tunnels and rules that are applied`);
         throw error;
       }
     },
   });
   log.info('stopped; tunnels and nat rules left in place');
+}
+
+/** For `--once`: one read of the ConfigMap through the API, when one is configured. */
+export async function readApiOnce(settings: ForwarderSettings, log: Logger, signal?: AbortSignal): Promise<ApiRules | undefined> {
+  if (!settings.rulesConfigMap) return undefined;
+  const api = await readConfigMapOnce(settings.rulesConfigMap, signal);
+  if (api.error !== undefined) log.warn(`cannot read ${describeTarget(settings.rulesConfigMap)} through the API; using the data file`, { error: api.error });
+  return api;
 }

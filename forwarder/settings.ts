@@ -1,7 +1,10 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { DATA_KEY, DNS1123_LABEL, DNS1123_SUBDOMAIN } from '../lib/kube-names.js';
 import { cpuHasAes, parseCipherList, preferredCiphers } from '../lib/ciphers.js';
 import { USER_NAME } from '../lib/hosts.js';
 import { invalid, INTERVAL, matching, onOff, oneOf, optional, readSettings, required, seconds, text, withDefault, type Parse } from '../lib/settings.js';
+import type { ConfigMapTarget } from './rules-source.js';
 import { defaultSshOptions, type SshSettings } from './tunnel.js';
 
 /**
@@ -18,6 +21,8 @@ export interface ForwarderSettings {
   intervalMs: number;
   /** Give the pod's routes quickack (never in the host's network namespace). */
   quickack: boolean;
+  /** The ConfigMap to watch through the API, when RULES_CONFIGMAP is set. */
+  rulesConfigMap: ConfigMapTarget | undefined;
 }
 
 const sshOptionList: Parse<string[]> = (value, env) => {
@@ -52,6 +57,24 @@ export const FORWARDER_SETTINGS = {
     env: 'SSH_CIPHERS',
     help: 'ciphers to offer, in order, separated by commas (default: AES-GCM first when the CPU has AES instructions, else chacha20-poly1305 first)',
     parse: parseCipherList,
+  }),
+  rulesConfigMap: optional({
+    flag: '--rules-configmap <name>',
+    env: 'RULES_CONFIGMAP',
+    help: "the ConfigMap that holds this forwarder's rules, watched through the API (the pod's in-cluster configuration) so that a change applies at once; the data file is used while the API cannot be reached. Default: none (the data file only)",
+    parse: matching(DNS1123_SUBDOMAIN, 'a ConfigMap name'),
+  }),
+  rulesConfigMapKey: optional({
+    flag: '--rules-configmap-key <key>',
+    env: 'RULES_CONFIGMAP_KEY',
+    help: "the rules' key in that ConfigMap (default: the data file's name)",
+    parse: matching(DATA_KEY, 'a ConfigMap key'),
+  }),
+  podNamespace: optional({
+    flag: '--pod-namespace <name>',
+    env: 'POD_NAMESPACE',
+    help: "that ConfigMap's namespace (default: the pod's own, from the in-cluster configuration)",
+    parse: matching(DNS1123_LABEL, 'a namespace name (DNS-1123 label)'),
   }),
   interval: INTERVAL,
   sshStartTimeout: withDefault({ flag: '--ssh-start-timeout <seconds>', env: 'SSH_START_TIMEOUT', default: '30', help: 'how long one tunnel may take to start', parse: seconds }),
@@ -96,5 +119,9 @@ export function resolveForwarderSettings(parsed: Record<string, unknown>, cpuinf
     sshUser: values.sshUser,
     intervalMs: values.interval,
     quickack: values.quickack,
+    rulesConfigMap:
+      values.rulesConfigMap === undefined
+        ? undefined
+        : { name: values.rulesConfigMap, key: values.rulesConfigMapKey ?? path.basename(values.dataFile), namespace: values.podNamespace },
   };
 }

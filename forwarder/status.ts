@@ -2,7 +2,9 @@ import { EXIT, type ExitCode } from '../lib/cli.js';
 import { errorMessage } from '../lib/errors.js';
 import { canonicalRule, type NatRule } from '../lib/iptables.js';
 import type { ForwarderSettings } from './settings.js';
-import { readDesired, type DesiredState } from './desired.js';
+import { readConfigMapOnce } from './configmap-watch.js';
+import { desiredFromSources, type DesiredState } from './desired.js';
+import { describeTarget } from './rules-source.js';
 import { observe, type ObservedState } from './observe.js';
 import { plan, planNat } from './plan.js';
 import { describeRoute, hasQuickack, planQuickack } from '../lib/routes.js';
@@ -23,6 +25,8 @@ export interface StatusReport {
   dataFile: string;
   /** Why the data file could not be used; then only what runs is shown. */
   dataError?: string;
+  /** Where the rules come from (the ConfigMap through the API, or the data file), and why not the API. */
+  source?: string;
   hasEntry: boolean;
   tunnels: TunnelStatus[];
   nat: { inSync: boolean; desired: number; live: number; missing: string[]; extra: string[] };
@@ -101,6 +105,7 @@ const STATE_NOTE: Record<TunnelState, string> = {
 
 export function formatStatus(report: StatusReport): string {
   const lines = [`forwarder ${report.name} (data file ${report.dataFile})`];
+  if (report.source !== undefined) lines.push(`rules: ${report.source}`);
   if (report.dataError) lines.push(`data file: unusable, nothing will change until it is fixed: ${report.dataError}`);
   else if (!report.hasEntry) lines.push(`data file: no entry for ${report.name}: no tunnels and no rules wanted`);
   lines.push(`tunnels: ${report.tunnels.filter((status) => status.state === 'running').length} running`);
@@ -127,8 +132,18 @@ export function formatStatus(report: StatusReport): string {
 
 /** Prints the status; the exit code is 2 when the data file is unusable, else 1 when anything differs. */
 export async function showForwarderStatus(settings: ForwarderSettings, output: { write(text: string): unknown }): Promise<ExitCode> {
-  const desired = await readDesired(settings.dataFile, settings.name, settings.sshUser).catch((error: unknown) => ({ error: errorMessage(error) }));
-  const report = buildStatus(settings, desired, await observe(settings));
+  const api = settings.rulesConfigMap ? await readConfigMapOnce(settings.rulesConfigMap) : undefined;
+  let desired: DesiredState | { error: string };
+  let source: string | undefined;
+  try {
+    ({ desired, source } = desiredFromSources(settings, api, {}));
+  } catch (error) {
+    desired = { error: errorMessage(error) };
+  }
+  if (settings.rulesConfigMap && api?.error !== undefined) {
+    source = `${source ?? `data file ${settings.dataFile}`} (${describeTarget(settings.rulesConfigMap)} cannot be read through the API: ${api.error})`;
+  }
+  const report = { ...buildStatus(settings, desired, await observe(settings)), ...(settings.rulesConfigMap && source !== undefined ? { source } : {}) };
   output.write(formatStatus(report));
   return report.dataError !== undefined ? EXIT.badInput : report.inSync ? EXIT.ok : EXIT.failed;
 }

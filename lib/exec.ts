@@ -107,3 +107,39 @@ export async function mutate(file: string, args: readonly string[], options: Run
   }
   return run(file, args, options);
 }
+
+export interface StreamOptions {
+  /** Called with each line of stdout, as it comes (without its newline). */
+  onLine: (line: string) => void;
+  /** Ends the program (SIGTERM) when this signal aborts. */
+  signal: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs a long-lived program that reports on stdout line by line (a `kubectl get --watch`), until
+ * it exits or `signal` aborts. Resolves with its result (stdout is not kept: each line went to
+ * onLine; stderr is kept), never throws for a failed exit: the caller decides what an exit means.
+ */
+export async function streamLines(file: string, args: readonly string[], options: StreamOptions): Promise<RunResult> {
+  const argv = [file, ...args];
+  const started = performance.now();
+  const subprocess = execa(file, [...args], {
+    stdin: 'ignore',
+    buffer: { stdout: false, stderr: true },
+    cancelSignal: options.signal,
+    env: options.env,
+    extendEnv: true,
+    reject: false,
+    shell: false,
+  });
+  try {
+    for await (const line of subprocess.iterable({ from: 'stdout' })) options.onLine(line);
+  } catch {
+    // The iteration ends with the program (also when it is cancelled); the result says how.
+  }
+  const result = await subprocess;
+  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const failure = result.code === 'ENOENT' ? `${file}: not found on PATH` : stderr;
+  return { argv, exitCode: result.exitCode ?? -1, stdout: '', stderr: failure, durationMs: Math.round(performance.now() - started), ok: !result.failed, printed: false };
+}

@@ -44,7 +44,14 @@ export interface LoopOptions {
    * everything afresh. A check that throws counts as false.
    */
   poll?: { everyMs: number; changed: (signal: AbortSignal) => Promise<boolean> };
+  /**
+   * Other sources of change (an API watch): each runs beside the loop until the signal aborts and
+   * calls `trigger` when it sees a change, which brings the next cycle forward like a file change.
+   */
+  sources?: readonly ChangeSource[];
 }
+
+export type ChangeSource = (trigger: (reason: string) => void, signal: AbortSignal) => Promise<void>;
 
 /** One cycle: throws what the reconcile throws (for `--once`). */
 export async function runOnce(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
@@ -71,6 +78,9 @@ export async function runLoop(options: LoopOptions): Promise<void> {
   };
 
   const watchers = await startWatchers(options.watch ?? [], trigger, log);
+  const sources = (options.sources ?? []).map((source) =>
+    source(trigger, signal).catch((error: unknown) => log.error('a source of changes failed', { error: errorMessage(error) })),
+  );
   const onAbort = (): void => wake?.();
   signal.addEventListener('abort', onAbort);
 
@@ -114,6 +124,7 @@ export async function runLoop(options: LoopOptions): Promise<void> {
     signal.removeEventListener('abort', onAbort);
     if (debounce) clearTimeout(debounce);
     await Promise.all(watchers.map((watcher) => watcher.close()));
+    await Promise.all(sources);
   }
 }
 

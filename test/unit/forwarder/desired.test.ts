@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../lib/errors.js';
-import { desiredFromText, readDesired } from '../../../forwarder/desired.js';
+import { desiredFromSources, desiredFromText, type RulesMemory } from '../../../forwarder/desired.js';
+import type { ApiRules } from '../../../forwarder/rules-source.js';
 import { forwarderData } from '../../helpers/forwarder-lab.js';
 
 const FILE = path.join(import.meta.dirname, '../../fixtures/forwarder/data.yaml');
@@ -42,8 +43,41 @@ describe('desiredFromText', () => {
   });
 });
 
-describe('readDesired', () => {
-  it('reports a data file that cannot be read as a ConfigError naming it', async () => {
-    await expect(readDesired('/nonexistent/data.yaml', 'es', undefined)).rejects.toThrow(/\/nonexistent\/data\.yaml: does not exist/);
+describe('desiredFromSources', () => {
+  const target = { name: 'cm', key: 'data.yaml', namespace: 'external-services' };
+  const settings = { dataFile: FILE, name: 'a', sshUser: undefined, rulesConfigMap: target };
+  const apiCopy = (tunnel: string, live = true): ApiRules => ({
+    live,
+    copy: { resourceVersion: '7', text: forwarderData('a', { 'ssh-tunnel': [tunnel] }) },
+  });
+
+  it('reports a data file that cannot be read as a ConfigError naming it, when the file is in force', () => {
+    expect(() => desiredFromSources({ ...settings, dataFile: '/nonexistent/data.yaml' }, undefined, {})).toThrow(/\/nonexistent\/data\.yaml: does not exist/);
+  });
+
+  it("takes the API's copy, naming it as the source, even when the data file cannot be read", () => {
+    const result = desiredFromSources({ ...settings, dataFile: '/nonexistent/data.yaml' }, apiCopy('1:t:2,h'), {});
+    expect(result.desired.tunnels).toEqual([{ kind: 'local', spec: '1:t:2', host: 'h' }]);
+    expect(result.source).toBe('configmap external-services/cm key data.yaml through the API, resourceVersion 7');
+  });
+
+  it('keeps the last copy while the data file stays as it was, and takes the file once it changes', () => {
+    const memory: RulesMemory = {};
+    desiredFromSources(settings, apiCopy('1:t:2,h'), memory);
+
+    const lost = desiredFromSources(settings, apiCopy('1:t:2,h', false), memory);
+    expect(lost.source).toContain('(its last copy: the API cannot be reached)');
+    expect(lost.desired.tunnels.map((tunnel) => tunnel.spec)).toEqual(['1:t:2']);
+
+    // As if the file had been different in the last cycle that used the copy.
+    const changed = desiredFromSources(settings, apiCopy('1:t:2,h', false), { fileAtLastApiUse: 'another fingerprint' });
+    expect(changed.source).toBe(`data file ${FILE}`);
+    expect(changed.desired.hasEntry).toBe(false);
+  });
+
+  it('names the ConfigMap and field when the copy from the API is malformed', () => {
+    expect(() => desiredFromSources(settings, { live: true, copy: { resourceVersion: '1', text: 'forwarder: [' } }, {})).toThrow(
+      /^configmap external-services\/cm key data\.yaml: invalid YAML/,
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandError, displayCommand } from '../../../lib/errors.js';
-import { debugOutput, mutate, run } from '../../../lib/exec.js';
+import { debugOutput, mutate, run, streamLines } from '../../../lib/exec.js';
 
 const originalDebug = process.env.DEBUG;
 afterEach(() => {
@@ -73,5 +73,36 @@ describe('mutate', () => {
 describe('displayCommand', () => {
   it('quotes only the arguments that need it', () => {
     expect(displayCommand(['kubectl', 'get', 'pod', "it's here", 'a b'])).toBe("kubectl get pod 'it'\\''s here' 'a b'");
+  });
+});
+
+describe('streamLines', () => {
+  it('hands over each line of stdout as it comes and resolves with the exit code and stderr', async () => {
+    const lines: string[] = [];
+    const result = await streamLines(process.execPath, ['-e', 'console.log("one"); console.log("two"); console.error("why"); process.exit(3)'], {
+      signal: new AbortController().signal,
+      onLine: (line) => lines.push(line),
+    });
+    expect(lines).toEqual(['one', 'two']);
+    expect(result).toMatchObject({ ok: false, exitCode: 3, stderr: 'why' });
+  });
+
+  it('ends the program when the signal aborts', async () => {
+    const controller = new AbortController();
+    const lines: string[] = [];
+    const result = await streamLines(process.execPath, ['-e', 'console.log("ready"); setInterval(() => undefined, 1000)'], {
+      signal: controller.signal,
+      onLine: (line) => {
+        lines.push(line);
+        controller.abort();
+      },
+    });
+    expect(lines).toEqual(['ready']);
+    expect(result.ok).toBe(false);
+  });
+
+  it('names a program that is not on PATH', async () => {
+    const result = await streamLines('k8s-ext-no-such-program', [], { signal: new AbortController().signal, onLine: () => undefined });
+    expect(result.stderr).toBe('k8s-ext-no-such-program: not found on PATH');
   });
 });

@@ -61,6 +61,29 @@ describe('runLoop: timing (fake timers)', () => {
     expect(loop.cycles()).toBe(3);
   });
 
+  it('starts the next cycle when a source of changes triggers, long before the interval, and ends the source with the loop', async () => {
+    vi.useFakeTimers();
+    let fire: ((reason: string) => void) | undefined;
+    let sourceEnded = false;
+    const loop = startLoop({
+      reconcile: async () => undefined,
+      sources: [
+        async (trigger, signal) => {
+          fire = trigger;
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+          sourceEnded = true;
+        },
+      ],
+    });
+    await settle();
+    expect(loop.cycles()).toBe(1);
+    fire?.('a watch event');
+    await vi.advanceTimersByTimeAsync(50);
+    expect(loop.cycles()).toBe(2);
+    await loop.stop();
+    expect(sourceEnded).toBe(true);
+  });
+
   it('honours requeueAfterMs over the interval', async () => {
     vi.useFakeTimers();
     const loop = startLoop({ reconcile: async () => ({ requeueAfterMs: 50 }) });
