@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { run } from '../lib/exec.js';
 import { parseIptablesSave, type NatRule } from '../lib/iptables.js';
 import { isIPv4 } from '../lib/ipv4.js';
@@ -101,6 +102,25 @@ function modifiedAtMs(file: string): number | undefined {
   }
 }
 
+/**
+ * When a reloaded sshd took its new config into use: after SIGHUP it re-executes itself, reads
+ * the config, listens again and only then writes its pid file again, so a pid file written at or
+ * after `hupSentAtMs` marks it; connections accepted before that got the previous config. Looks
+ * every 10 ms; undefined when that did not happen within `timeoutMs` (sshd did not come back).
+ * A file's times come from the kernel's coarse clock, up to a tick behind Date.now().
+ */
+export async function reloadTookEffectAtMs(pidFile: string, hupSentAtMs: number, timeoutMs: number, signal?: AbortSignal): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const writtenAtMs = modifiedAtMs(pidFile);
+    if (writtenAtMs !== undefined && writtenAtMs >= hupSentAtMs - COARSE_CLOCK_MS) return writtenAtMs;
+    if (Date.now() > deadline) return undefined;
+    await delay(10, undefined, { signal });
+  }
+}
+
+const COARSE_CLOCK_MS = 10;
+
 /** The pids of `ip netns pids` output. */
 export function parsePidList(stdout: string): number[] {
   return stdout
@@ -110,19 +130,28 @@ export function parsePidList(stdout: string): number[] {
 }
 
 /**
- * When each process started, from /proc/<pid>/stat (field 22: clock ticks since boot) and the
- * boot time in /proc/stat. Linux's USER_HZ is 100 on every architecture it supports.
+ * When a process started (ms since the epoch), from its /proc/<pid>/stat (field 22: clock ticks
+ * since boot; USER_HZ is 100 on every architecture Linux supports), the system's uptime
+ * (/proc/uptime, same clock) and the time now, read together. /proc/stat's btime is whole seconds,
+ * so a start time derived from it is off by up to a second: enough to take a session opened just
+ * after a reload for one opened before it, and the other way round.
  */
+export function processStartedAtMs(stat: string, uptime: string, nowMs: number): number | undefined {
+  // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  const uptimeSeconds = Number(uptime.split(' ')[0]);
+  if (!Number.isFinite(ticks) || !Number.isFinite(uptimeSeconds) || uptime.trim() === '') return undefined;
+  return Math.round(nowMs - (uptimeSeconds * 1000 - ticks * 10));
+}
+
 export function processStartTimes(pids: readonly number[]): Record<number, number> {
-  const bootSeconds = Number(/^btime (\d+)$/m.exec(readText('/proc/stat') ?? '')?.[1]);
+  const uptime = readText('/proc/uptime') ?? '';
+  const nowMs = Date.now();
   const times: Record<number, number> = {};
-  if (!Number.isFinite(bootSeconds)) return times;
   for (const pid of pids) {
     const stat = readText(`/proc/${pid}/stat`);
-    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
-    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields?.[19]);
-    if (Number.isFinite(ticks)) times[pid] = bootSeconds * 1000 + ticks * 10;
+    const startedAtMs = stat === undefined ? undefined : processStartedAtMs(stat, uptime, nowMs);
+    if (startedAtMs !== undefined) times[pid] = startedAtMs;
   }
   return times;
 }

@@ -26,6 +26,8 @@ export interface SessionCheck {
   netns: string;
   /** The listening sshd, which stays. */
   listenerPid: number;
+  /** Its pid file, which it writes again once it runs with the new config. */
+  pidFile: string;
   sinceMs: number;
 }
 
@@ -273,7 +275,7 @@ export function planSshdConfig(names: IpNames, state: IpState, desired: Desired,
     // SIGHUP makes sshd re-execute itself and read the new config; tunnels that are up stay up.
     actions.push(run(ip, 'sshd config changed: reloading sshd', ['kill', '-HUP', String(state.sshd.pid)]));
     if (widensPermitOpen(state, permits) && state.configWrittenAtMs !== undefined) {
-      sessionChecks.push({ ip, netns, listenerPid: state.sshd.pid, sinceMs: state.configWrittenAtMs });
+      sessionChecks.push({ ip, netns, listenerPid: state.sshd.pid, pidFile: names.pidFile, sinceMs: state.configWrittenAtMs });
     }
   }
   return { actions, sessionChecks };

@@ -4,7 +4,7 @@ import { isDebug } from '../lib/exec.js';
 import { applyGatewayActions } from './apply.js';
 import { buildDesired } from './desired.js';
 import { readIpsConf } from './ipsconf.js';
-import { observe, observeSessions, observeSshdConfigs, PRIVSEP_DIR } from './observe.js';
+import { observe, observeSessions, observeSshdConfigs, PRIVSEP_DIR, reloadTookEffectAtMs } from './observe.js';
 import type { GatewaySettings } from './settings.js';
 import { planGateway, planPermitsFirst, planStaleSessions, type Desired, type SessionCheck } from './plan.js';
 import type { ActionFailure } from '../lib/action.js';
@@ -54,18 +54,31 @@ export class GatewayReconciler {
   }
 
   /**
-   * Once the reloads of `checks` have taken effect: observe those netns's sessions, plan the
-   * stop of those opened under the previous config (pure), apply.
+   * Once the reloads of `checks` (sent after `hupSentAtMs`) have taken effect: observe those
+   * netns's sessions, plan the stop of those opened under the previous config (pure), apply.
    */
-  private async stopStaleSessions(checks: readonly SessionCheck[], failures: readonly ActionFailure[], signal?: AbortSignal): Promise<ActionFailure[]> {
+  private async stopStaleSessions(
+    checks: readonly SessionCheck[],
+    failures: readonly ActionFailure[],
+    hupSentAtMs: number,
+    signal?: AbortSignal,
+  ): Promise<ActionFailure[]> {
     const failedIps = new Set(failures.map((failure) => failure.action.scope));
     const wanted = checks.filter((check) => !failedIps.has(check.ip));
     if (wanted.length === 0) return [];
-    if (!isDebug()) await new Promise((resolve) => setTimeout(resolve, RELOAD_SETTLE_MS));
-    const reloadedAtMs = Date.now();
-    const sessions = await Promise.all(wanted.map((check) => observeSessions(check.netns, signal)));
-    const stops = wanted.flatMap((check, index) => planStaleSessions(check, sessions[index] ?? [], reloadedAtMs));
-    return applyGatewayActions(stops, { log: this.log, signal });
+    const stops = await Promise.all(
+      wanted.map(async (check) => {
+        const tookEffectAtMs = isDebug() ? Date.now() : await reloadTookEffectAtMs(check.pidFile, hupSentAtMs, RELOAD_TIMEOUT_MS, signal);
+        if (tookEffectAtMs === undefined) {
+          this.log.warn('sshd did not come back from its reload; every session opened until now counts as opened under the previous config', { ip: check.ip });
+        }
+        // A pid file's time comes from a coarse clock and a start time is in 10 ms ticks: the margin
+        // keeps a session the old sshd accepted just before it re-executed among the stale ones.
+        const reloadedAtMs = tookEffectAtMs === undefined ? Date.now() : tookEffectAtMs + START_TIME_MARGIN_MS;
+        return planStaleSessions(check, await observeSessions(check.netns, signal), reloadedAtMs);
+      }),
+    );
+    return applyGatewayActions(stops.flat(), { log: this.log, signal });
   }
 
   /**
@@ -82,8 +95,9 @@ export class GatewayReconciler {
     const observeOptions = { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR };
     // Under DEBUG nothing is written, so the full plan would print the same commands again.
     const first = isDebug() ? { actions: [], sessionChecks: [] } : planPermitsFirst(desired, observeSshdConfigs(desired.ips, observeOptions));
+    const firstSentAtMs = Date.now();
     const failures = await applyGatewayActions(first.actions, { log: this.log, signal });
-    const staleStops = this.stopStaleSessions(first.sessionChecks, failures, signal).catch((error: unknown) => {
+    const staleStops = this.stopStaleSessions(first.sessionChecks, failures, firstSentAtMs, signal).catch((error: unknown) => {
       this.log.error('looking for ssh sessions opened under the previous config failed', { error: errorMessage(error) });
       return [];
     });
@@ -93,8 +107,9 @@ export class GatewayReconciler {
       this.log.debug('everything is in place', { ips: desired.ips.length });
       return problems;
     }
+    const laterSentAtMs = Date.now();
     const later = await applyGatewayActions(planned.actions, { log: this.log, signal });
-    failures.push(...later, ...(await this.stopStaleSessions(planned.sessionChecks, later, signal)), ...(await staleStops));
+    failures.push(...later, ...(await this.stopStaleSessions(planned.sessionChecks, later, laterSentAtMs, signal)), ...(await staleStops));
     if (failures.length > 0) {
       const first = failures[0];
       throw new Error(`${failures.length} action(s) failed; first: ${first ? errorMessage(first.error) : ''}`);
@@ -103,5 +118,6 @@ export class GatewayReconciler {
   }
 }
 
-/** How long a reloaded sshd takes to re-execute: connections accepted until then got the old config. */
-export const RELOAD_SETTLE_MS = 300;
+/** How long a reloaded sshd may take to run again with its new config. */
+const RELOAD_TIMEOUT_MS = 10_000;
+const START_TIME_MARGIN_MS = 20;

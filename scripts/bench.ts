@@ -14,8 +14,8 @@ import { benchTunnel, type TunnelMeasurement } from './bench-tunnel.js';
  */
 
 interface Report {
-  genrule: GenruleMeasurement[];
-  controller: ControllerMeasurement[];
+  genrule?: GenruleMeasurement[];
+  controller?: ControllerMeasurement[];
   iptables?: IptablesApplyMeasurement[];
   latency?: LatencyMeasurement;
   requests?: RequestMeasurement;
@@ -36,38 +36,42 @@ const ms = (value: number): string => value.toFixed(value < 10 ? 2 : 0);
 
 function render(report: Report): string {
   const out: string[] = [];
-  out.push('Rule generation (N ExternalServices x 4 sources x 2 ports; services with 2 ports, 3 endpoints; 16 shared source IPs)');
-  out.push(
-    table(
-      ['ExternalServices', 'rules lines', 'generation ms', 'YAML ms', 'kubectl calls', 'original calls', 'CLI ms'],
-      report.genrule.map((row) => [
-        String(row.externalServices),
-        String(row.rulesLines),
-        ms(row.generationMs),
-        ms(row.serializeMs),
-        String(row.kubectlCalls),
-        String(row.externalServices * ORIGINAL_CALLS_PER_EXTERNAL_SERVICE),
-        String(row.cliMs),
-      ]),
-    ),
-  );
-  out.push('', 'Controller cycle (against the kubectl/scp stand-ins; process start of every stand-in call included)');
-  out.push(
-    table(
-      ['ExternalServices', 'first: reads', 'first: writes', 'first: scp', 'first ms', 'steady: reads', 'steady: writes', 'steady: scp', 'steady ms'],
-      report.controller.map((row) => [
-        String(row.externalServices),
-        String(row.firstCycle.kubectlReads),
-        String(row.firstCycle.kubectlWrites),
-        String(row.firstCycle.scp),
-        String(row.firstCycle.ms),
-        String(row.steadyCycle.kubectlReads),
-        String(row.steadyCycle.kubectlWrites),
-        String(row.steadyCycle.scp + row.steadyCycle.ssh),
-        String(row.steadyCycle.ms),
-      ]),
-    ),
-  );
+  if (report.genrule) {
+    out.push('Rule generation (N ExternalServices x 4 sources x 2 ports; services with 2 ports, 3 endpoints; 16 shared source IPs)');
+    out.push(
+      table(
+        ['ExternalServices', 'rules lines', 'generation ms', 'YAML ms', 'kubectl calls', 'original calls', 'CLI ms'],
+        report.genrule.map((row) => [
+          String(row.externalServices),
+          String(row.rulesLines),
+          ms(row.generationMs),
+          ms(row.serializeMs),
+          String(row.kubectlCalls),
+          String(row.externalServices * ORIGINAL_CALLS_PER_EXTERNAL_SERVICE),
+          String(row.cliMs),
+        ]),
+      ),
+    );
+  }
+  if (report.controller) {
+    out.push('', 'Controller cycle (against the kubectl/scp stand-ins; process start of every stand-in call included)');
+    out.push(
+      table(
+        ['ExternalServices', 'first: reads', 'first: writes', 'first: scp', 'first ms', 'steady: reads', 'steady: writes', 'steady: scp', 'steady ms'],
+        report.controller.map((row) => [
+          String(row.externalServices),
+          String(row.firstCycle.kubectlReads),
+          String(row.firstCycle.kubectlWrites),
+          String(row.firstCycle.scp),
+          String(row.firstCycle.ms),
+          String(row.steadyCycle.kubectlReads),
+          String(row.steadyCycle.kubectlWrites),
+          String(row.steadyCycle.scp + row.steadyCycle.ssh),
+          String(row.steadyCycle.ms),
+        ]),
+      ),
+    );
+  }
   if (report.skipped) {
     out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput): ${report.skipped}`);
     return out.join('\n');
@@ -160,29 +164,48 @@ function render(report: Report): string {
   return out.join('\n');
 }
 
+const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel'] as const;
+type Section = (typeof SECTIONS)[number];
+const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel'];
+
 const program = new Command('bench')
   .description('measure rule generation, the controller cycle, nat apply, change latency, short requests and tunnel throughput in one run')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
-  .action(async (options: { json?: boolean; quick?: boolean }) => {
+  .addOption(new Option('--only <sections...>', 'run only these sections').choices(SECTIONS))
+  .action(async (options: { json?: boolean; quick?: boolean; only?: Section[] }) => {
     const progress = (text: string): void => void process.stderr.write(`bench: ${text}\n`);
+    const wanted = new Set<Section>(options.only ?? SECTIONS);
     const sizes = options.quick ? [10, 50] : [10, 50, 200];
-    progress(`rule generation for ${sizes.join('/')} ExternalServices`);
-    const report: Report = { genrule: await benchGenrule(sizes), controller: [] };
-    progress('controller cycles');
-    report.controller = await benchController(sizes);
-    const problems = preflightProblems();
+    const report: Report = {};
+    if (wanted.has('genrule')) {
+      progress(`rule generation for ${sizes.join('/')} ExternalServices`);
+      report.genrule = await benchGenrule(sizes);
+    }
+    if (wanted.has('controller')) {
+      progress('controller cycles');
+      report.controller = await benchController(sizes);
+    }
+    const problems = ROOT_SECTIONS.some((section) => wanted.has(section)) ? preflightProblems() : [];
     if (problems.length > 0) {
       report.skipped = problems.join(' ');
     } else {
-      progress('nat table apply');
-      report.iptables = await benchIptablesApply(options.quick ? [10, 100] : [10, 100, 1000]);
-      progress('change-to-applied latency in the lab');
-      report.latency = await benchLatency(options.quick ? 4 : 10);
-      progress(`short requests through the tunnels in the lab (${options.quick ? 200 : 1000} per path and direction)`);
-      report.requests = await benchRequests(options.quick ? 200 : 1000);
-      progress('tunnel throughput');
-      report.tunnel = await benchTunnel(options.quick ? 50e6 : 200e6);
+      if (wanted.has('iptables')) {
+        progress('nat table apply');
+        report.iptables = await benchIptablesApply(options.quick ? [10, 100] : [10, 100, 1000]);
+      }
+      if (wanted.has('latency')) {
+        progress('change-to-applied latency in the lab');
+        report.latency = await benchLatency(options.quick ? 4 : 10);
+      }
+      if (wanted.has('requests')) {
+        progress(`short requests through the tunnels in the lab (${options.quick ? 200 : 1000} per path and direction)`);
+        report.requests = await benchRequests(options.quick ? 200 : 1000);
+      }
+      if (wanted.has('tunnel')) {
+        progress('tunnel throughput');
+        report.tunnel = await benchTunnel(options.quick ? 50e6 : 200e6);
+      }
     }
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
   });

@@ -366,7 +366,7 @@ describe('plan', () => {
 });
 
 describe('stale ssh sessions after a reload', () => {
-  const check: SessionCheck = { ip: IP, netns: NS, listenerPid: 4242, sinceMs: 10_000 };
+  const check: SessionCheck = { ip: IP, netns: NS, listenerPid: 4242, pidFile: '/run/k8s-ext-connector/sshd-c0a87ac8.pid', sinceMs: 10_000 };
 
   it.each<[title: string, processes: { pid: number; startedAtMs: number }[], expected: number[]]>([
     ['selects the sessions that connected between the previous config and the reload', [{ pid: 5001, startedAtMs: 10_000 }, { pid: 5002, startedAtMs: 15_000 }, { pid: 5003, startedAtMs: 20_000 }], [5001, 5002, 5003]],
