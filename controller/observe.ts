@@ -27,9 +27,10 @@ export interface NamedObject {
 
 /** What teardown needs: the controller's objects in its namespace. */
 export interface ObservedNamespace {
-  namespaceExists: boolean;
+  /** Labels of the namespace and of the rules ConfigMap; undefined for one that does not exist. */
+  namespace: Record<string, string> | undefined;
   secretExists: boolean;
-  configMapExists: boolean;
+  configMap: Record<string, string> | undefined;
   pods: NamedObject[];
   services: NamedObject[];
 }
@@ -49,20 +50,26 @@ export async function observeCluster(settings: ObjectSettings, options: ReadOpti
 }
 
 export async function observeNamespace(settings: ObjectSettings, options: ReadOptions = {}): Promise<ObservedNamespace> {
-  const [namespaceExists, secretExists, configMap, pods, services] = await Promise.all([
-    exists(['namespace', settings.namespace], options),
+  const [namespace, secretExists, configMap, pods, services] = await Promise.all([
+    labelsIfExists(['namespace', settings.namespace], options),
     exists(['secret', settings.secretName, '-n', settings.namespace], options),
-    exists(['configmap', settings.configMapName, '-n', settings.namespace], options),
+    labelsIfExists(['configmap', settings.configMapName, '-n', settings.namespace], options),
     list('pods', settings.namespace, options),
     list('services', settings.namespace, options),
   ]);
-  return { namespaceExists, secretExists, configMapExists: configMap, pods, services };
+  return { namespace, secretExists, configMap, pods, services };
 }
 
 /** `kubectl get ... --ignore-not-found` prints nothing for a missing object and fails on real errors. */
 async function exists(args: string[], options: ReadOptions): Promise<boolean> {
   const result = await run('kubectl', ['get', ...args, '-o', 'name', '--ignore-not-found'], { signal: options.signal });
   return result.stdout.trim() !== '';
+}
+
+async function labelsIfExists(args: string[], options: ReadOptions): Promise<Record<string, string> | undefined> {
+  const object = await kubectlGetJson([...args, '--ignore-not-found'], options);
+  if (object === undefined) return undefined;
+  return stringMap(isPlainObject(object.metadata) ? object.metadata.labels : undefined);
 }
 
 async function readConfigMap(settings: ObjectSettings, options: ReadOptions): Promise<ObservedConfigMap | undefined> {

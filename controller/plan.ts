@@ -282,27 +282,50 @@ export function planPublish(desired: DesiredPublication, observed: ObservedConfi
 // Teardown
 
 export interface ObservedForTeardown {
-  namespaceExists: boolean;
+  /** The namespace's labels; undefined when it does not exist. */
+  namespace: Record<string, string> | undefined;
   secretExists: boolean;
-  configMapExists: boolean;
+  /** The rules ConfigMap's labels; undefined when it does not exist. */
+  configMap: Record<string, string> | undefined;
   pods: readonly { name: string; labels: Record<string, string> }[];
   services: readonly { name: string; labels: Record<string, string> }[];
 }
 
-/** Pods and services of the listed ExternalServices and any left over by the controller, then the rest. */
-export function planTeardown(listed: readonly string[], observed: ObservedForTeardown, settings: ObjectSettings): Action[] {
+export interface TeardownPlan {
+  actions: Action[];
+  /** What exists but is left, each with why. */
+  kept: string[];
+}
+
+/**
+ * Deletes only what the controller made: pods, services, the ConfigMap and the namespace that carry
+ * its managed-by label (a FORWARDER_NAMESPACE such as `default` or `prod` is never deleted with
+ * everything in it), and the secret, which `kubectl create secret` cannot label, only inside a
+ * namespace the controller made. Everything else that is found is kept and named with the reason.
+ */
+export function planTeardown(listed: readonly string[], observed: ObservedForTeardown, settings: ObjectSettings): TeardownPlan {
   const { namespace } = settings;
   const names = new Set(listed);
-  const actions: Action[] = [];
-  const ours = (object: { name: string; labels: Record<string, string> }): boolean => names.has(object.name) || isManaged(object.labels);
-  for (const pod of [...observed.pods].filter(ours).sort(byName)) {
-    actions.push(kubectlDelete('pod', pod.name, namespace, `delete forwarder pod ${pod.name}`, true));
+  const plan: TeardownPlan = { actions: [], kept: [] };
+  const notOurs = `it does not carry the label ${MANAGED_BY_LABEL}=${MANAGED_BY}, so the controller did not make it`;
+  for (const [kind, objects] of [['pod', observed.pods], ['service', observed.services]] as const) {
+    for (const object of [...objects].sort(byName)) {
+      if (isManaged(object.labels)) plan.actions.push(kubectlDelete(kind, object.name, namespace, `delete ${kind === 'pod' ? 'forwarder pod' : 'service'} ${object.name}`, true));
+      else if (names.has(object.name)) plan.kept.push(`${kind} ${object.name} in namespace ${namespace} kept: ${notOurs}`);
+    }
   }
-  for (const service of [...observed.services].filter(ours).sort(byName)) {
-    actions.push(kubectlDelete('service', service.name, namespace, `delete service ${service.name}`, true));
+  if (observed.configMap !== undefined) {
+    if (isManaged(observed.configMap)) plan.actions.push(kubectlDelete('configmap', settings.configMapName, namespace, `delete ConfigMap ${settings.configMapName}`, true));
+    else plan.kept.push(`ConfigMap ${settings.configMapName} in namespace ${namespace} kept: ${notOurs}`);
   }
-  if (observed.configMapExists) actions.push(kubectlDelete('configmap', settings.configMapName, namespace, `delete ConfigMap ${settings.configMapName}`, true));
-  if (observed.secretExists) actions.push(kubectlDelete('secret', settings.secretName, namespace, `delete secret ${settings.secretName}`, true));
-  if (observed.namespaceExists) actions.push(kubectlDelete('namespace', namespace, undefined, `delete namespace ${namespace}`, true));
-  return actions;
+  const ourNamespace = observed.namespace !== undefined && isManaged(observed.namespace);
+  if (observed.secretExists) {
+    if (ourNamespace) plan.actions.push(kubectlDelete('secret', settings.secretName, namespace, `delete secret ${settings.secretName}`, true));
+    else plan.kept.push(`secret ${settings.secretName} in namespace ${namespace} kept: the namespace is not one the controller made, so the secret may not be its own`);
+  }
+  if (observed.namespace !== undefined) {
+    if (ourNamespace) plan.actions.push(kubectlDelete('namespace', namespace, undefined, `delete namespace ${namespace}`, true));
+    else plan.kept.push(`namespace ${namespace} kept: ${notOurs}`);
+  }
+  return plan;
 }

@@ -9,9 +9,10 @@ import { planTeardown } from './plan.js';
 import type { ObjectSettings } from './settings.js';
 
 /**
- * `controller teardown CONF_DIR` (teardown.sh): deletes the forwarder pods and services of the
- * listed ExternalServices and any the controller left (by label), then the ConfigMap, the secret
- * and the namespace, each only if it exists. Nothing to delete is a success.
+ * `controller teardown CONF_DIR` (teardown.sh): deletes the forwarder pods and services the
+ * controller labelled, then the ConfigMap, the secret and the namespace, each only if it exists
+ * and is the controller's (see planTeardown); what it keeps is logged with why. Nothing to delete
+ * is a success.
  */
 export async function teardownController(confDir: string, settings: ObjectSettings, log: Logger): Promise<void> {
   const aborter = abortOnSignals(log);
@@ -24,6 +25,7 @@ export async function teardownController(confDir: string, settings: ObjectSettin
     log.warn('cannot read the conf directory; deleting what the controller labelled as its own', { error: errorMessage(error) });
   }
   const observed = await observeNamespace(settings, { signal: aborter.signal });
-  const actions = planTeardown(names, observed, settings);
+  const { actions, kept } = planTeardown(names, observed, settings);
+  for (const reason of kept) log.warn(reason);
   await applyTeardown(actions, (planned) => applyControllerActions(planned, { log, signal: aborter.signal }), log, { namespace: settings.namespace });
 }

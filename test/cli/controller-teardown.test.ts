@@ -50,6 +50,29 @@ describe('controller teardown', () => {
     expect(deletions).not.toContain('delete pod someone-elses');
   });
 
+  it('never deletes a namespace, ConfigMap or secret it did not make (--namespace prod), and says what it kept and why', async () => {
+    bench = new ControllerBench();
+    seedKube(bench.kube, [
+      { kind: 'Namespace', metadata: { name: 'prod' } },
+      { kind: 'Pod', metadata: { namespace: 'prod', name: 'es-a' } },
+      { kind: 'Pod', metadata: { namespace: 'prod', name: 'database' } },
+      { kind: 'ConfigMap', metadata: { namespace: 'prod', name: 'external-service-data' }, data: {} },
+      { kind: 'Secret', metadata: { namespace: 'prod', name: 'my-ssh-key' }, data: {} },
+    ]);
+    bench.writeConf('a.yaml', externalService('es-a'));
+    const result = await bench.run(['teardown', '--namespace', 'prod', bench.conf]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(bench.calls().filter(isMutating)).toEqual([]);
+    for (const [resource, name] of [['namespaces', 'prod'], ['pods', 'es-a'], ['pods', 'database'], ['configmaps', 'external-service-data'], ['secrets', 'my-ssh-key']]) {
+      expect(bench.object(resource!, resource === 'namespaces' ? '_' : 'prod', name!), `${resource}/${name}`).toBeDefined();
+    }
+    expect(result.stderr).toMatch(/WARN .*namespace prod kept: it does not carry the label app\.kubernetes\.io\/managed-by=k8s-ext-connector/);
+    expect(result.stderr).toMatch(/WARN .*pod es-a in namespace prod kept: it does not carry the label/);
+    expect(result.stderr).toMatch(/WARN .*ConfigMap external-service-data in namespace prod kept/);
+    expect(result.stderr).toMatch(/WARN .*secret my-ssh-key in namespace prod kept: the namespace is not one the controller made/);
+    expect(result.stderr).toContain('teardown: nothing to remove');
+  });
+
   it('exits 0 without deleting anything when there is nothing to delete', async () => {
     bench = new ControllerBench();
     const result = await bench.run(['teardown', bench.conf]);

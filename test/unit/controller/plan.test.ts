@@ -319,12 +319,13 @@ describe('publicationProblem', () => {
 });
 
 describe('planTeardown', () => {
-  const all = { namespaceExists: true, secretExists: true, configMapExists: true };
-  it.each<{ title: string; listed: string[]; observed: Parameters<typeof planTeardown>[1]; expected: string[] }>([
+  const ours = { namespace: MANAGED, secretExists: true, configMap: MANAGED };
+  const nothing = { namespace: undefined, secretExists: false, configMap: undefined };
+  it.each<{ title: string; listed: string[]; observed: Parameters<typeof planTeardown>[1]; expected: string[]; kept?: string[] }>([
     {
-      title: 'deletes the listed ExternalServices’ pods and services, then the ConfigMap, the secret and the namespace',
+      title: 'deletes the labelled pods and services, then the ConfigMap, the secret and the namespace',
       listed: ['es1'],
-      observed: { ...all, pods: [{ name: 'es1', labels: {} }], services: [{ name: 'es1', labels: {} }] },
+      observed: { ...ours, pods: [{ name: 'es1', labels: MANAGED }], services: [{ name: 'es1', labels: MANAGED }] },
       expected: [
         'kubectl delete pod es1 -n external-services --ignore-not-found',
         'kubectl delete service es1 -n external-services --ignore-not-found',
@@ -334,24 +335,35 @@ describe('planTeardown', () => {
       ],
     },
     {
-      title: 'also deletes objects the controller left over, and nothing it did not create',
-      listed: [],
-      observed: {
-        namespaceExists: false,
-        secretExists: false,
-        configMapExists: false,
-        pods: [{ name: 'old', labels: MANAGED }, { name: 'theirs', labels: {} }],
-        services: [{ name: 'theirs', labels: { app: 'x' } }],
-      },
+      title: 'also deletes objects the controller left over, and nothing it did not label, naming a listed one it keeps',
+      listed: ['theirs'],
+      observed: { ...nothing, pods: [{ name: 'old', labels: MANAGED }, { name: 'theirs', labels: {} }], services: [{ name: 'theirs', labels: { app: 'x' } }] },
       expected: ['kubectl delete pod old -n external-services --ignore-not-found'],
+      kept: [
+        'pod theirs in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
+        'service theirs in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
+      ],
+    },
+    {
+      title: 'keeps a namespace, ConfigMap and secret it did not make (FORWARDER_NAMESPACE=default), saying why',
+      listed: [],
+      observed: { namespace: { 'kubernetes.io/metadata.name': 'default' }, secretExists: true, configMap: {}, pods: [{ name: 'es1', labels: MANAGED }], services: [] },
+      expected: ['kubectl delete pod es1 -n external-services --ignore-not-found'],
+      kept: [
+        'ConfigMap external-service-data in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
+        'secret my-ssh-key in namespace external-services kept: the namespace is not one the controller made, so the secret may not be its own',
+        'namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
+      ],
     },
     {
       title: 'plans nothing when nothing exists',
       listed: ['es1'],
-      observed: { namespaceExists: false, secretExists: false, configMapExists: false, pods: [], services: [] },
+      observed: { ...nothing, pods: [], services: [] },
       expected: [],
     },
-  ])('$title', ({ listed, observed, expected }) => {
-    expect(planTeardown(listed, observed, settings).map((action) => action.argv.join(' '))).toEqual(expected);
+  ])('$title', ({ listed, observed, expected, kept }) => {
+    const plan = planTeardown(listed, observed, settings);
+    expect(plan.actions.map((action) => action.argv.join(' '))).toEqual(expected);
+    expect(plan.kept).toEqual(kept ?? []);
   });
 });
