@@ -130,30 +130,20 @@ export function parsePidList(stdout: string): number[] {
 }
 
 /**
- * When a process started (ms since the epoch), from its /proc/<pid>/stat (field 22: clock ticks
- * since boot; USER_HZ is 100 on every architecture Linux supports), the system's uptime
- * (/proc/uptime, same clock) and the time now, read together. /proc/stat's btime is whole seconds,
- * so a start time derived from it is off by up to a second: enough to take a session opened just
- * after a reload for one opened before it, and the other way round.
+ * A process's parent and when it started (ms since the epoch), from its /proc/<pid>/stat (field
+ * 4, and field 22: clock ticks since boot; USER_HZ is 100 on every architecture Linux supports),
+ * the system's uptime (/proc/uptime, same clock) and the time now, read together. /proc/stat's
+ * btime is whole seconds, so a start time derived from it is off by up to a second: enough to
+ * take a session opened just after a reload for one opened before it, and the other way round.
  */
-export function processStartedAtMs(stat: string, uptime: string, nowMs: number): number | undefined {
+export function parseProcessStat(pid: number, stat: string, uptime: string, nowMs: number): SessionProcess | undefined {
   // The command name (field 2) may hold spaces and parentheses: count from its closing one.
-  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const parentPid = Number(fields[1]);
+  const ticks = Number(fields[19]);
   const uptimeSeconds = Number(uptime.split(' ')[0]);
-  if (!Number.isFinite(ticks) || !Number.isFinite(uptimeSeconds) || uptime.trim() === '') return undefined;
-  return Math.round(nowMs - (uptimeSeconds * 1000 - ticks * 10));
-}
-
-export function processStartTimes(pids: readonly number[]): Record<number, number> {
-  const uptime = readText('/proc/uptime') ?? '';
-  const nowMs = Date.now();
-  const times: Record<number, number> = {};
-  for (const pid of pids) {
-    const stat = readText(`/proc/${pid}/stat`);
-    const startedAtMs = stat === undefined ? undefined : processStartedAtMs(stat, uptime, nowMs);
-    if (startedAtMs !== undefined) times[pid] = startedAtMs;
-  }
-  return times;
+  if (!Number.isInteger(parentPid) || !Number.isFinite(ticks) || !Number.isFinite(uptimeSeconds) || uptime.trim() === '') return undefined;
+  return { pid, parentPid, startedAtMs: Math.round(nowMs - (uptimeSeconds * 1000 - ticks * 10)) };
 }
 
 /**
@@ -162,9 +152,13 @@ export function processStartTimes(pids: readonly number[]): Record<number, numbe
  */
 export async function observeSessions(netns: string, signal?: AbortSignal): Promise<SessionProcess[]> {
   const listed = await run('ip', ['netns', 'pids', netns], { signal });
-  const pids = parsePidList(listed.stdout);
-  const started = processStartTimes(pids);
-  return pids.flatMap((pid) => (started[pid] === undefined ? [] : [{ pid, startedAtMs: started[pid] }]));
+  const uptime = readText('/proc/uptime') ?? '';
+  const nowMs = Date.now();
+  return parsePidList(listed.stdout).flatMap((pid) => {
+    const stat = readText(`/proc/${pid}/stat`);
+    const process = stat === undefined ? undefined : parseProcessStat(pid, stat, uptime, nowMs);
+    return process === undefined ? [] : [process];
+  });
 }
 
 async function observeIp(names: IpNames, netnsExists: boolean, signal?: AbortSignal): Promise<IpState> {

@@ -337,18 +337,26 @@ export function widensPermitOpen(state: IpState, permits: Permits): boolean {
   return permits.open.some((target) => !before.has(target));
 }
 
-/** A process in an IP's netns and when it started (ms since the epoch). */
+/** A process in an IP's netns, its parent, and when it started (ms since the epoch). */
 export interface SessionProcess {
   pid: number;
+  parentPid: number;
   startedAtMs: number;
 }
 
-/** The sessions opened under the previous config: started from `check.sinceMs` until the reload took effect. */
+/**
+ * The sessions opened under the previous config: the processes the listening sshd forked (one
+ * per connection) from `check.sinceMs` until the reload took effect, and their children. Any other
+ * process in the netns (this gateway's own `ip netns exec` commands among them) is no session.
+ */
 export function selectStaleSessions(check: SessionCheck, processes: readonly SessionProcess[], reloadedAtMs: number): number[] {
-  return processes
-    .filter((entry) => entry.pid !== check.listenerPid && entry.startedAtMs >= check.sinceMs && entry.startedAtMs <= reloadedAtMs)
-    .map((entry) => entry.pid)
-    .sort((a, b) => a - b);
+  const sessions = new Set(
+    processes
+      .filter((entry) => entry.parentPid === check.listenerPid && entry.startedAtMs >= check.sinceMs && entry.startedAtMs <= reloadedAtMs)
+      .map((entry) => entry.pid),
+  );
+  const children = processes.filter((entry) => sessions.has(entry.parentPid)).map((entry) => entry.pid);
+  return [...sessions, ...children].sort((a, b) => a - b);
 }
 
 export function planStaleSessions(check: SessionCheck, processes: readonly SessionProcess[], reloadedAtMs: number): Action[] {

@@ -2,20 +2,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { processStartedAtMs, reloadTookEffectAtMs } from '../../../gateway/observe.js';
+import { parseProcessStat, reloadTookEffectAtMs } from '../../../gateway/observe.js';
 
 /** A /proc/<pid>/stat line whose start time (field 22) is `ticks`; the name holds a space and a parenthesis. */
 const stat = (ticks: number): string => `4711 (sshd: root) x) S 1 4711 4711 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 ${ticks} 1000 200 18446744073709551615\n`;
 
-describe('processStartedAtMs', () => {
-  it('places the start time by the uptime read at the same moment, to the 10 ms tick', () => {
+describe('parseProcessStat', () => {
+  it('reads the parent, and places the start time by the uptime read at the same moment, to the 10 ms tick', () => {
     // Booted 12,345.67 s before "now"; started 12,000.00 s after boot, so 345.67 s ago.
-    expect(processStartedAtMs(stat(1_200_000), '12345.67 24000.00\n', 1_800_000_000_000)).toBe(1_800_000_000_000 - 345_670);
+    expect(parseProcessStat(4711, stat(1_200_000), '12345.67 24000.00\n', 1_800_000_000_000)).toEqual({ pid: 4711, parentPid: 1, startedAtMs: 1_800_000_000_000 - 345_670 });
   });
 
   it('is undefined for an unreadable stat line or uptime', () => {
-    expect(processStartedAtMs('4711 (sshd)', '12345.67 1.00\n', 0)).toBeUndefined();
-    expect(processStartedAtMs(stat(100), '', 0)).toBeUndefined();
+    expect(parseProcessStat(4711, '4711 (sshd)', '12345.67 1.00\n', 0)).toBeUndefined();
+    expect(parseProcessStat(4711, stat(100), '', 0)).toBeUndefined();
   });
 });
 

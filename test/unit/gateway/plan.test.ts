@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { natRestoreInput } from '../../../lib/iptables.js';
 import { natRules } from '../../../lib/rules.js';
 import type { Action } from '../../../lib/action.js';
-import { isDefaultRoute, kernelRoutes, plan, planGateway, planPermitsFirst, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck } from '../../../gateway/plan.js';
+import { isDefaultRoute, kernelRoutes, plan, planGateway, planPermitsFirst, planStaleSessions, planTeardown, selectStaleSessions, type Desired, type SessionCheck, type SessionProcess } from '../../../gateway/plan.js';
 import { namesFor } from '../../../gateway/names.js';
 import type { GatewayState } from '../../../gateway/observe.js';
 import { desired, inPlace, IP, names, placement, rules } from './fixtures.js';
@@ -368,21 +368,30 @@ describe('plan', () => {
 describe('stale ssh sessions after a reload', () => {
   const check: SessionCheck = { ip: IP, netns: NS, listenerPid: 4242, pidFile: '/run/k8s-ext-connector/sshd-c0a87ac8.pid', sinceMs: 10_000 };
 
-  it.each<[title: string, processes: { pid: number; startedAtMs: number }[], expected: number[]]>([
-    ['selects the sessions that connected between the previous config and the reload', [{ pid: 5001, startedAtMs: 10_000 }, { pid: 5002, startedAtMs: 15_000 }, { pid: 5003, startedAtMs: 20_000 }], [5001, 5002, 5003]],
-    ['leaves the sessions older than the previous config alone', [{ pid: 4300, startedAtMs: 9_999 }, { pid: 5002, startedAtMs: 15_000 }], [5002]],
-    ['leaves the sessions that connected after the reload took effect alone', [{ pid: 5002, startedAtMs: 15_000 }, { pid: 6000, startedAtMs: 20_001 }], [5002]],
-    ['never selects the listening sshd, whenever it started', [{ pid: 4242, startedAtMs: 15_000 }], []],
+  /** A session: forked by the listener (4242) at `startedAtMs`. */
+  const session = (pid: number, startedAtMs: number): SessionProcess => ({ pid, parentPid: 4242, startedAtMs });
+
+  it.each<[title: string, processes: SessionProcess[], expected: number[]]>([
+    ['selects the sessions that connected between the previous config and the reload', [session(5001, 10_000), session(5002, 15_000), session(5003, 20_000)], [5001, 5002, 5003]],
+    ['leaves the sessions older than the previous config alone', [session(4300, 9_999), session(5002, 15_000)], [5002]],
+    ['leaves the sessions that connected after the reload took effect alone', [session(5002, 15_000), session(6000, 20_001)], [5002]],
+    ['never selects the listening sshd, whenever it started', [{ pid: 4242, parentPid: 1, startedAtMs: 15_000 }], []],
+    ['selects the child of a session with it, whenever it started', [session(5002, 15_000), { pid: 5010, parentPid: 5002, startedAtMs: 20_500 }], [5002, 5010]],
+    [
+      "leaves alone the processes in the netns that the listener did not fork (this gateway's own commands)",
+      [{ pid: 5100, parentPid: 777, startedAtMs: 15_000 }, { pid: 5101, parentPid: 5100, startedAtMs: 15_000 }, session(5002, 15_000)],
+      [5002],
+    ],
     ['selects nothing when no session connected in between', [], []],
   ])('%s', (_title, processes, expected) => {
     expect(selectStaleSessions(check, processes, 20_000)).toEqual(expected);
   });
 
   it('plans one stop of the stale sessions, scoped to the IP, that waits for them to exit', () => {
-    const [stop, ...rest] = planStaleSessions(check, [{ pid: 5002, startedAtMs: 15_000 }, { pid: 5001, startedAtMs: 12_000 }], 20_000);
+    const [stop, ...rest] = planStaleSessions(check, [session(5002, 15_000), session(5001, 12_000)], 20_000);
     expect(rest).toEqual([]);
     expect(stop).toMatchObject({ argv: ['kill', '5001', '5002'], stops: [5001, 5002], scope: IP });
-    expect(planStaleSessions(check, [{ pid: 4300, startedAtMs: 1 }], 20_000)).toEqual([]);
+    expect(planStaleSessions(check, [session(4300, 1)], 20_000)).toEqual([]);
   });
 });
 
