@@ -21,14 +21,18 @@ const LO_ROUTES = [
 ];
 /** One `ip -batch` of route changes in the IP's namespace. */
 const quickack = (...lines: string[]): string => `ip -n ${NS} -batch - <<< ${lines.join('; ')}`;
-/** Setting up a namespace from nothing, with these route commands. */
-const newNamespace = (routes: string[]): string[] => [
+/** The namespace, its macvlan and address, made from nothing. */
+const NAMESPACE_SETUP = [
   `ip netns add ${NS}`,
   `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
   `ip link set ${DEV} netns ${NS}`,
   `ip -n ${NS} link set lo up`,
   `ip -n ${NS} link set ${DEV} up`,
   `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+];
+/** Setting up a namespace from nothing, with these route commands. */
+const newNamespace = (routes: string[]): string[] => [
+  ...NAMESPACE_SETUP,
   ...routes,
   RESTORE,
   `write ${CONF}`,
@@ -211,12 +215,7 @@ describe('plan', () => {
       },
       [
         'kill 4242',
-        `ip netns add ${NS}`,
-        `ip link add ${DEV} link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge`,
-        `ip link set ${DEV} netns ${NS}`,
-        `ip -n ${NS} link set lo up`,
-        `ip -n ${NS} link set ${DEV} up`,
-        `ip -n ${NS} address add ${IP}/24 dev ${DEV}`,
+        ...NAMESPACE_SETUP,
         DEFAULT_ROUTE,
         quickack(SUBNET_ROUTE, LOCAL_ROUTE, ...LO_ROUTES),
         RESTORE,
