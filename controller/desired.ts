@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ConfigError, errorMessage } from '../lib/errors.js';
 import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
-import { listConfFiles, parseExternalService, type LoadedExternalService } from '../lib/externalservice.js';
+import { listConfFiles, parseExternalService, type ExternalService, type LoadedExternalService } from '../lib/externalservice.js';
 import { serializeRules } from '../lib/rules.js';
 import { generateRules } from './genrule.js';
 import type { ClusterSnapshot } from './snapshot.js';
@@ -93,7 +93,7 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
     const key = path.basename(entry.file);
     if (service && entry.text !== undefined) {
       resolved.services.push(service);
-      resolved.lastValid[key] = entry.text;
+      resolved.lastValid[key] = rememberedForm(service);
       continue;
     }
     const previousText = remembered[key];
@@ -107,6 +107,21 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
     resolved.invalid.push({ file: entry.file, errors, lastValidInForce: usable });
   }
   return resolved;
+}
+
+/**
+ * What is remembered of a valid conf file: the ExternalService it defines as one line of flow YAML,
+ * without comments, defaults or unknown fields, which the same parser reads back to the same
+ * ExternalService (typically a fifth of the file, so that hundreds fit in one annotation).
+ */
+export function rememberedForm(service: ExternalService): string {
+  const sources = service.sources.map(
+    (source) => `{service: {namespace: ${source.service.namespace}, name: ${source.service.name}}, sourceIP: ${source.sourceIP}${source.bidirectional ? '' : ', bidirectional: false'}}`,
+  );
+  const ports = service.ports.map(
+    (port) => `{port: ${port.port}${port.targetPort === port.port ? '' : `, targetPort: ${port.targetPort}`}${port.name === undefined ? '' : `, name: ${JSON.stringify(port.name)}`}}`,
+  );
+  return `{kind: ExternalService, metadata: {name: ${service.name}}, spec: {targetIP: ${service.targetIP}, sources: [${sources.join(', ')}], ports: [${ports.join(', ')}]}}`;
 }
 
 export interface DesiredRules {

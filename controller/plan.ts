@@ -9,6 +9,7 @@ import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
   namespaceObject,
+  parseStringMap,
   rulesConfigMap,
   servicePorts,
   stableJson,
@@ -259,6 +260,32 @@ export function publicationProblem(rules: string, observed: ObservedConfigMap, s
     `the rules would make ConfigMap ${settings.configMapName} hold ${size} bytes of data, over the 1 MiB (${CONFIGMAP_DATA_LIMIT} bytes) ` +
     'a ConfigMap may hold: nothing was published; the ConfigMap and the gateways keep the previous rules'
   );
+}
+
+/** The most all annotations of one object may hold (keys and values, in bytes): 256 KiB. */
+export const ANNOTATIONS_LIMIT = 256 * 1024;
+
+/**
+ * The last valid conf files to record, within the API server's annotation limit: when the new
+ * record would not fit beside the ConfigMap's other annotations, the previous record is kept (a
+ * write the API server rejects would lose it) and `problem` says so with the sizes.
+ */
+export function lastValidWithinLimit(
+  lastValid: Readonly<Record<string, string>>,
+  delivered: Readonly<Record<string, string>>,
+  observed: ObservedConfigMap,
+  settings: ObjectSettings,
+): { lastValid: Readonly<Record<string, string>>; problem?: string } {
+  const annotations = { ...observed.annotations, [DELIVERED_ANNOTATION]: stableJson(delivered), [LAST_VALID_ANNOTATION]: stableJson(lastValid) };
+  const size = dataSize(annotations);
+  if (size <= ANNOTATIONS_LIMIT) return { lastValid };
+  return {
+    lastValid: parseStringMap(observed.annotations[LAST_VALID_ANNOTATION]),
+    problem:
+      `the last valid versions of ${Object.keys(lastValid).length} conf file(s) would make the annotations of ConfigMap ${settings.configMapName} ` +
+      `${size} bytes, over the 256 KiB (${ANNOTATIONS_LIMIT} bytes) an object may hold: the previous record (${LAST_VALID_ANNOTATION}) is kept, ` +
+      'so a file that turns invalid falls back to the version recorded then',
+  };
 }
 
 export function planPublish(desired: DesiredPublication, observed: ObservedConfigMap, settings: ObjectSettings): Action[] {

@@ -9,7 +9,7 @@ import { withRulesFile } from './deliver.js';
 import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
 import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planDeliveries, planPublish, publicationProblem } from './plan.js';
+import { configMapAfterInit, deliveredAfter, hostsLacking, lastValidWithinLimit, planCycleObjects, planDeliveries, planPublish, publicationProblem } from './plan.js';
 import type { ControllerSettings } from './settings.js';
 
 /**
@@ -91,12 +91,12 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.text, applyPlan) : await applyPlan(undefined);
 
   const failedScopes = new Set(first.failures.map((failure) => failure.action.scope));
-  const publishActions = planPublish(
-    { rules: rules.text, delivered: deliveredAfter(delivery, failedScopes), lastValid: conf.lastValid },
-    configMap,
-    settings,
-  );
-  const failures = [...first.failures, ...(await applyControllerActions(publishActions, { log, signal }))];
+  const delivered = deliveredAfter(delivery, failedScopes);
+  const remembered = lastValidWithinLimit(conf.lastValid, delivered, configMap, settings);
+  const rememberFailure = remembered.problem === undefined ? [] : [{ action: { reason: 'record the last valid conf files', argv: [] }, error: new Error(remembered.problem) }];
+  if (remembered.problem !== undefined) log.error(remembered.problem);
+  const publishActions = planPublish({ rules: rules.text, delivered, lastValid: remembered.lastValid }, configMap, settings);
+  const failures = [...first.failures, ...rememberFailure, ...(await applyControllerActions(publishActions, { log, signal }))];
   return { invalid, failures, podsWithoutIP, changes: first.actions + publishActions.length };
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConf, type ConfEntry } from '../../../controller/desired.js';
+import { rememberedForm, resolveConf, type ConfEntry } from '../../../controller/desired.js';
+import { parseExternalService } from '../../../lib/externalservice.js';
 import { ConfigError } from '../../../lib/errors.js';
 
 function es(name: string, targetIP = '192.168.122.139'): string {
@@ -110,5 +111,18 @@ describe('resolveConf', () => {
     const resolved = resolveConf([entry('a.yaml', BROKEN)], { 'a.yaml': es('alpha', '10.0.0.1') });
     expect(resolved.lastValid['a.yaml']).toBe(es('alpha', '10.0.0.1'));
     expect(resolved.services[0]).toMatchObject({ name: 'alpha', targetIP: '10.0.0.1', file: '/conf/a.yaml' });
+  });
+
+  it('remembers a valid file in a compact form that the parser reads back to the same ExternalService', () => {
+    const text = `${es('alpha')}    - {port: 9000, targetPort: 9001, name: "web"}\n`.replace('      sourceIP: 192.168.122.200', '      sourceIP: 192.168.122.200\n      bidirectional: false');
+    const resolved = resolveConf([entry('a.yaml', `# a comment that is not remembered\n${text}`)], {});
+    const remembered = resolved.lastValid['a.yaml']!;
+    expect(remembered.length).toBeLessThan(text.length * 0.8);
+    const { file: _file, ...original } = parseExternalService(text, '/conf/a.yaml').service!;
+    expect(parseExternalService(remembered, '/conf/a.yaml').service).toEqual({ ...original, file: '/conf/a.yaml' });
+    expect(rememberedForm(original)).toBe(remembered);
+    // The file turns invalid: the remembered form stays in force.
+    const later = resolveConf([entry('a.yaml', BROKEN)], resolved.lastValid);
+    expect(later.services).toEqual([{ ...original, file: '/conf/a.yaml' }]);
   });
 });

@@ -8,6 +8,7 @@ import {
   deliveredAfter,
   planDeliveries,
   planObjects,
+  lastValidWithinLimit,
   planPublish,
   planTeardown,
   publicationProblem,
@@ -315,6 +316,23 @@ describe('publicationProblem', () => {
     const crowded: ObservedConfigMap = { ...empty, data: { 'data.yaml': 'old', other: fill(CONFIGMAP_DATA_LIMIT / 2) } };
     expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT / 2), crowded, settings)).toMatch(/hold 1048590 bytes/);
     expect(publicationProblem('é'.repeat(CONFIGMAP_DATA_LIMIT / 2), empty, settings)).toMatch(/hold 1048585 bytes/);
+  });
+});
+
+describe('lastValidWithinLimit', () => {
+  const observed: ObservedConfigMap = { data: { 'data.yaml': '' }, annotations: { [LAST_VALID_ANNOTATION]: '{"a.yaml":"old"}', other: 'x' }, labels: {} };
+  it('records the new versions while all annotations fit in 256 KiB', () => {
+    expect(lastValidWithinLimit({ 'a.yaml': 'new' }, { gw1: 's' }, observed, settings)).toEqual({ lastValid: { 'a.yaml': 'new' } });
+  });
+
+  it('keeps the previous record, and says why, when the new one would not fit', () => {
+    const huge = Object.fromEntries(Array.from({ length: 300 }, (_, index) => [`f${index}.yaml`, 'y'.repeat(1000)]));
+    const result = lastValidWithinLimit(huge, { gw1: 's' }, observed, settings);
+    expect(result.lastValid).toEqual({ 'a.yaml': 'old' });
+    expect(result.problem).toMatch(
+      /^the last valid versions of 300 conf file\(s\) would make the annotations of ConfigMap external-service-data \d+ bytes, over the 256 KiB \(262144 bytes\) an object may hold: the previous record/,
+    );
+    expect(planPublish({ rules: '', delivered: { gw1: 's' }, lastValid: result.lastValid }, observed, settings)[0]?.input).toContain('{\\"a.yaml\\":\\"old\\"}');
   });
 });
 
