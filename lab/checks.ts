@@ -16,24 +16,55 @@ export interface Check {
   ok: boolean;
 }
 
+/** One of the app pods the checks use: its network namespace and its HTTP server's log. */
+export interface CheckPod {
+  name: string;
+  namespace: string;
+  netns: string;
+  log: string;
+}
+
+/** Where the checks run: the app pods, the external server, and the forwarder's Service and pod. */
+export interface ChecksTarget {
+  pods: { pod1: CheckPod; pod2: CheckPod };
+  external: string;
+  externalLog: string;
+  forwarder: { name: string; namespace: string; serviceIP: string; port: number; podIP: string };
+}
+
 const forwarderService = SERVICES.find((service) => service.name === PODS.forwarder.name)!;
 
-export async function connectivityChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[], timeoutMs = 3000): Promise<Check[]> {
+/** The snapshot lab's pods and addresses as a check target. */
+export function snapshotTarget(topology: Topology): ChecksTarget {
+  const pod = (key: 'pod1' | 'pod2'): CheckPod => {
+    const { name, namespace, netns, log } = topology.pods[key];
+    return { name, namespace, netns, log: log! };
+  };
+  return {
+    pods: { pod1: pod('pod1'), pod2: pod('pod2') },
+    external: topology.external,
+    externalLog: topology.externalLog,
+    forwarder: { name: PODS.forwarder.name, namespace: PODS.forwarder.namespace, serviceIP: forwarderService.clusterIP, port: forwarderService.port, podIP: PODS.forwarder.ip },
+  };
+}
+
+export async function connectivityChecks(lab: Lab, target: ChecksTarget, sources: readonly ExternalServiceSource[], timeoutMs = 3000): Promise<Check[]> {
   const checks: Check[] = [];
   const enabled = new Set(sources.map((source) => source.sourceIP));
+  const { forwarder } = target;
   const pairs = [
-    { pod: topology.pods.pod1, sourceIP: ADDRESSES.sourceIPs[0] },
-    { pod: topology.pods.pod2, sourceIP: ADDRESSES.sourceIPs[1] },
+    { pod: target.pods.pod1, sourceIP: ADDRESSES.sourceIPs[0] },
+    { pod: target.pods.pod2, sourceIP: ADDRESSES.sourceIPs[1] },
   ];
   for (const { pod, sourceIP } of pairs) {
-    const url = `http://${forwarderService.clusterIP}:${forwarderService.port}/`;
-    const before = loggedClients(topology.externalLog).length;
+    const url = `http://${forwarder.serviceIP}:${forwarder.port}/`;
+    const before = loggedClients(target.externalLog).length;
     const body = await httpGet(lab, pod.netns, url, timeoutMs);
-    const logged = loggedClients(topology.externalLog).slice(before);
+    const logged = loggedClients(target.externalLog).slice(before);
     const seen = body.startsWith('error:') ? body : `external server logged ${logged.join(', ') || 'nothing'}`;
     const expected = enabled.has(sourceIP) ? `external server logged ${sourceIP}` : 'no access (source removed)';
     checks.push({
-      title: `${pod.name} (${pod.namespace}) -> ${PODS.forwarder.name}.${PODS.forwarder.namespace}:${forwarderService.port} -> external server ${ADDRESSES.external}:8000`,
+      title: `${pod.name} (${pod.namespace}) -> ${forwarder.name}.${forwarder.namespace}:${forwarder.port} -> external server ${ADDRESSES.external}:8000`,
       command: `ip netns exec ${pod.netns} curl ${url}`,
       expected,
       seen,
@@ -42,27 +73,27 @@ export async function connectivityChecks(lab: Lab, topology: Topology, sources: 
   }
   for (const { pod, sourceIP } of pairs) {
     const url = `http://${sourceIP}/`;
-    const before = loggedClients(pod.log!).length;
-    const body = await httpGet(lab, topology.external, url, timeoutMs);
-    const logged = loggedClients(pod.log!).slice(before);
-    const expected = enabled.has(sourceIP) ? `${pod.name} answered and logged ${PODS.forwarder.ip} (the forwarder pod)` : 'no access (source removed)';
+    const before = loggedClients(pod.log).length;
+    const body = await httpGet(lab, target.external, url, timeoutMs);
+    const logged = loggedClients(pod.log).slice(before);
+    const expected = enabled.has(sourceIP) ? `${pod.name} answered and logged ${forwarder.podIP} (the forwarder pod)` : 'no access (source removed)';
     const seen = body.startsWith('error:') ? body : `${pod.name} answered and logged ${logged.join(', ') || 'nothing'}`;
     checks.push({
       title: `external server -> ${sourceIP}:80 -> ${pod.name} (${pod.namespace})`,
-      command: `ip netns exec ${topology.external} curl ${url}`,
+      command: `ip netns exec ${target.external} curl ${url}`,
       expected,
       seen,
-      ok: enabled.has(sourceIP) ? logged.length === 1 && logged[0] === PODS.forwarder.ip : body.startsWith('error:') && logged.length === 0,
+      ok: enabled.has(sourceIP) ? logged.length === 1 && logged[0] === forwarder.podIP : body.startsWith('error:') && logged.length === 0,
     });
   }
   return checks;
 }
 
 /** Waits until every check passes (tunnels take a moment to come up), then returns them. */
-export async function waitForChecks(lab: Lab, topology: Topology, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<Check[]> {
+export async function waitForChecks(lab: Lab, target: ChecksTarget, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<Check[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const checks = await connectivityChecks(lab, topology, sources);
+    const checks = await connectivityChecks(lab, target, sources);
     if (checks.every((check) => check.ok) || Date.now() > deadline) return checks;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -138,7 +169,7 @@ export async function applyChange(
     const elapsed = performance.now() - started;
     if (done) {
       for (;;) {
-        const checks = await connectivityChecks(lab, topology, sources, 1000);
+        const checks = await connectivityChecks(lab, snapshotTarget(topology), sources, 1000);
         const usable = performance.now() - started;
         if (checks.every((check) => check.ok)) return { description: `sources ${[...enabled].join(', ') || 'none'}`, publishedAtMs, appliedMs: elapsed, usableMs: usable };
         if (usable > timeoutMs) throw new Error(`the change was applied but not usable within ${timeoutMs} ms: ${JSON.stringify(checks)}`);

@@ -4,7 +4,7 @@ import { serializeSnapshot, type ClusterSnapshot } from '../controller/snapshot.
 import { dumpYaml } from '../lib/yaml.js';
 import { writeConfigMapVolume } from './configmap.js';
 import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
-import { ADDRESSES, PODS, SERVICES, type Topology } from './topology.js';
+import { ADDRESSES, PODS, SERVICES, type Network, type Topology } from './topology.js';
 import { run } from '../lib/exec.js';
 
 /**
@@ -120,7 +120,7 @@ export function publishRules(connector: Connector, rules: string): void {
 /** Starts bin/gateway on the gateway host (in a mount namespace that shares /run/netns). */
 export async function startGateway(
   lab: Lab,
-  topology: Topology,
+  topology: Network,
   connector: Connector,
   key: { publicKey: string },
   logFile?: string,
@@ -169,7 +169,7 @@ export function startForwarder(lab: Lab, topology: Topology, connector: Connecto
 }
 
 /** Runs `bin/gateway teardown` on the gateway host. */
-export async function teardownGateway(lab: Lab, topology: Topology, connector: Connector): Promise<string> {
+export async function teardownGateway(lab: Lab, topology: Network, connector: Connector): Promise<string> {
   const handle = lab.spawn(topology.gatewayHost, [BIN('gateway'), 'teardown', connector.ipsConf], {
     hostLike: true,
     env: { NO_COLOR: '1', RUN_DIR: connector.runDir, NETNS_PREFIX: connector.netnsPrefix, NETMASK: '24', DEFAULT_GATEWAY: ADDRESSES.router, NIC: 'eth0' },

@@ -39,6 +39,18 @@ export interface ControlPlaneOptions {
   binaries?: KubeBinaries;
   /** Address every component listens on (default 127.0.0.1); another one lets pods in network namespaces reach the API. */
   bindAddress?: string;
+  /**
+   * Where the rest of a lab reaches the API server, when not at the bind address (something else
+   * relays that address to it, as a load balancer in front of the API servers would): it is in
+   * the serving certificate, and the `kubernetes` Service leads there.
+   */
+  advertiseAddress?: string;
+  /**
+   * The lab node: its InternalIP (default: the bind address), and whether this control plane
+   * finishes the deletion of its pods (default true; false when a lab node agent that runs the
+   * pods does it once they have stopped, as kubelet does).
+   */
+  node?: { address?: string; finishPodDeletions?: boolean };
   /** Processes outlive this program (a control plane left running); stop() still ends them. */
   keep?: boolean;
   /** Progress lines (default: none). */
@@ -136,11 +148,15 @@ export class ClusterAccess {
     return { server: this.info.server, caFile: this.info.caFile, ...pair };
   }
 
-  /** A kubeconfig file for `user` in `groups` (a client certificate signed by the cluster's CA). */
-  async userKubeconfig(user: string, groups: readonly string[] = []): Promise<string> {
+  /**
+   * A kubeconfig file for `user` in `groups` (a client certificate signed by the cluster's CA),
+   * for the API server at `server` (default: where this program reaches it).
+   */
+  async userKubeconfig(user: string, groups: readonly string[] = [], server = this.info.server): Promise<string> {
     const credentials = await this.userCredentials(user, groups);
-    const file = path.join(this.info.dir, `${user.replaceAll(':', '_')}.kubeconfig`);
-    fs.writeFileSync(file, kubeconfig(this.info.server, this.info.caFile, user, credentials), { mode: 0o600 });
+    const suffix = server === this.info.server ? '' : `@${new URL(server).hostname}`;
+    const file = path.join(this.info.dir, `${user.replaceAll(':', '_')}${suffix}.kubeconfig`);
+    fs.writeFileSync(file, kubeconfig(server, this.info.caFile, user, credentials), { mode: 0o600 });
     return file;
   }
 
@@ -181,6 +197,9 @@ export class ControlPlane {
     const binaries = options.binaries ?? kubeBinaries();
     const address = options.bindAddress ?? '127.0.0.1';
     if (!net.isIPv4(address)) throw new Error(`bind address ${JSON.stringify(address)} is not an IPv4 address`);
+    const advertised = options.advertiseAddress ?? address;
+    if (!net.isIPv4(advertised)) throw new Error(`advertise address ${JSON.stringify(advertised)} is not an IPv4 address`);
+    const nodeAddress = options.node?.address ?? address;
     const log = options.log ?? (() => undefined);
     const lab = new Lab('k8xcp');
     const processes: LabProcess[] = [];
@@ -205,7 +224,7 @@ export class ControlPlane {
       const pki = await Pki.create(path.join(dir, 'pki'));
       const serving = await pki.issue('kube-apiserver', { commonName: 'kube-apiserver' }, {
         server: {
-          ips: [...new Set([address, '127.0.0.1', KUBERNETES_SERVICE_IP])],
+          ips: [...new Set([address, advertised, '127.0.0.1', KUBERNETES_SERVICE_IP])],
           dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
         },
       });
@@ -249,7 +268,7 @@ export class ControlPlane {
         binaries.path('kube-apiserver'),
         `--etcd-servers=${etcdUrl}`,
         `--bind-address=${address}`,
-        `--advertise-address=${address}`,
+        `--advertise-address=${advertised}`,
         `--secure-port=${apiPort}`,
         `--tls-cert-file=${serving.certFile}`,
         `--tls-private-key-file=${serving.keyFile}`,
@@ -260,7 +279,7 @@ export class ControlPlane {
         `--service-account-signing-key-file=${serviceAccount.privateKeyFile}`,
         `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
         // On loopback the `kubernetes` Service cannot get valid endpoints; elsewhere it leads here.
-        `--endpoint-reconciler-type=${address.startsWith('127.') ? 'none' : 'lease'}`,
+        `--endpoint-reconciler-type=${advertised.startsWith('127.') ? 'none' : 'lease'}`,
         // The forwarder pods are privileged, as in any cluster that runs them.
         '--allow-privileged=true',
         `--audit-policy-file=${auditPolicy}`,
@@ -308,8 +327,8 @@ export class ControlPlane {
         '--secure-port=0',
       ]);
 
-      node = await LabNode.register(api, { address, onError: log });
-      node.start();
+      node = await LabNode.register(api, { address: nodeAddress, onError: log });
+      if (options.node?.finishPodDeletions !== false) node.start();
       log(`node ${node.name} registered`);
       // The serviceaccount controller makes `default` in every namespace; pods wait for it.
       await waitFor(
@@ -325,7 +344,7 @@ export class ControlPlane {
         caFile: pki.ca.certFile,
         admin: adminPair,
         auditLog,
-        node: { name: node.name, address },
+        node: { name: node.name, address: nodeAddress },
         kubernetesVersion: binaries.kubernetesVersion,
         etcdVersion: binaries.etcdVersion,
         kubernetesBinDir: binaries.kubernetesBinDir,

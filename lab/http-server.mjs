@@ -2,7 +2,7 @@
 // original README does: one log line per request with the client address it saw, and a reply
 // written in two parts (headers, then body) on a socket with Nagle's algorithm on. That second
 // small write is what waits for a delayed ACK when one leg of a path delays its ACKs.
-// Usage: node http-server.mjs HOST PORT LOG NAME
+// Usage: node http-server.mjs HOST PORT LOG NAME   (LOG "-": the log lines go to stdout)
 import fs from 'node:fs';
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
@@ -21,7 +21,9 @@ const server = net.createServer({ noDelay: false }, (socket) => {
     socket.off('data', onData);
     const [method, target] = request.slice(0, request.indexOf('\r\n')).split(' ');
     const peer = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    fs.appendFileSync(log, `${new Date().toISOString()} ${peer} "${method} ${target}"\n`);
+    const line = `${new Date().toISOString()} ${peer} "${method} ${target}"\n`;
+    if (log === '-') process.stdout.write(line);
+    else fs.appendFileSync(log, line);
     const body = `${name} saw you as ${peer}\n`;
     const headers = `HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
     socket.write(headers, () => socket.end(body));

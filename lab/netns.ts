@@ -236,7 +236,7 @@ export class Lab {
   async startSshd(
     ns: string,
     options: { listenAddress: string; port?: number; authorizedKeys: readonly string[]; extraConfig?: readonly string[] },
-  ): Promise<{ pid: number; configFile: string; pidFile: string }> {
+  ): Promise<{ pid: number; configFile: string; pidFile: string; hostPublicKey: string }> {
     fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const id = `sshd-${ns}-${options.listenAddress}-${options.port ?? 22}`;
     const dir = path.join(this.tempDir, id);
@@ -271,7 +271,7 @@ export class Lab {
     await this.exec(ns, [SSHD, '-f', configFile]);
     this.pidFiles.push(pidFile);
     const pid = await waitFor(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined : undefined), 5000, `sshd pid file ${pidFile}`);
-    return { pid, configFile, pidFile };
+    return { pid, configFile, pidFile, hostPublicKey: `${hostKey}.pub` };
   }
 
   /** A TCP server in `ns` that answers each connection with the peer address it saw. */
@@ -319,6 +319,26 @@ export class Lab {
     return pids.filter((pid) => pid > 0);
   }
 
+  /** Removes one namespace made by netns() (or adopted): its processes first, then the namespace. */
+  async removeNetns(full: string): Promise<void> {
+    const index = this.namespaces.indexOf(full);
+    if (index >= 0) this.namespaces.splice(index, 1);
+    await Lab.deleteNetns(full);
+  }
+
+  private static async deleteNetns(ns: string): Promise<void> {
+    // Processes still inside the namespace (started by the program under test) go first.
+    const pids = await run('ip', ['netns', 'pids', ns], { reject: false });
+    for (const pid of pids.stdout.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await run('ip', ['netns', 'del', ns], { reject: false });
+  }
+
   /** Removes every namespace, process, pid file and temp file the lab made. Idempotent. */
   async cleanup(): Promise<void> {
     for (const handle of this.processes.splice(0).reverse()) await this.stop(handle).catch(() => undefined);
@@ -330,18 +350,7 @@ export class Lab {
         /* not running */
       }
     }
-    for (const ns of this.namespaces.splice(0).reverse()) {
-      // Processes still inside the namespace (started by the program under test) go first.
-      const pids = await run('ip', ['netns', 'pids', ns], { reject: false });
-      for (const pid of pids.stdout.split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-      await run('ip', ['netns', 'del', ns], { reject: false });
-    }
+    for (const ns of this.namespaces.splice(0).reverse()) await Lab.deleteNetns(ns);
     for (const link of this.rootLinks.splice(0)) await run('ip', ['link', 'del', link], { reject: false });
     fs.rmSync(this.tempDir, { recursive: true, force: true });
   }

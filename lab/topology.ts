@@ -15,6 +15,10 @@ import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
  *         ├─ pod my-pod2 (ns2) 10.244.0.12, HTTP :80  <- service ns2/my-service2 10.96.0.12:80
  *         └─ forwarder pod 10.244.0.50                <- service external-services/
  *                                                       my-external-service1 10.96.0.100:8000
+ *
+ * buildNetwork makes the LAN, the hosts and the node's pod network; buildTopology adds the pods,
+ * services and service DNAT of the snapshot lab. The cluster lab (lab/cluster-lab.ts) adds a
+ * control-plane host instead, and the lab node runs the pods.
  */
 
 export const LAB_PREFIX = 'k8xd';
@@ -27,6 +31,7 @@ export const ADDRESSES = {
   sourceIPs: ['192.168.122.200', '192.168.122.201'] as const,
   node: '192.168.122.10',
   podGateway: '10.244.0.1',
+  podCidr: '10.244.0.0/24',
 } as const;
 
 export interface LabPod {
@@ -67,22 +72,42 @@ export const SERVICES: readonly LabService[] = [
   },
 ];
 
-export interface Topology {
+/** The LAN with its hosts and the node's pod network, without pods. */
+export interface Network {
   lab: Lab;
   lan: string;
   external: string;
   gatewayHost: string;
   node: string;
-  pods: Record<keyof typeof PODS, LabPod>;
+  /** Hosts added by name (buildNetwork's `hosts`): their network namespaces. */
+  hosts: Record<string, string>;
   externalLog: string;
   servers: LabProcess[];
+}
+
+export interface Topology extends Network {
+  pods: Record<keyof typeof PODS, LabPod>;
 }
 
 const HTTP_SERVER = path.join(PACKAGE_ROOT, 'lab', 'http-server.mjs');
 const HTTP_GET = path.join(PACKAGE_ROOT, 'lab', 'http-get.mjs');
 
-/** Builds the namespaces, links, addresses, routes, service DNAT and HTTP servers. */
-export async function buildTopology(lab: Lab): Promise<Topology> {
+/** Starts the lab's HTTP server (logging client addresses to a file) in a namespace; returns the log file. */
+async function serveHttp(lab: Lab, servers: LabProcess[], ns: string, ip: string, port: number, name: string): Promise<string> {
+  const log = path.join(lab.tempDir, `${name}.access.log`);
+  fs.writeFileSync(log, '');
+  const handle = lab.spawn(ns, [process.execPath, HTTP_SERVER, ip, String(port), log, name]);
+  await waitFor(() => (handle.output().includes('listening') ? true : undefined), 5000, `HTTP server ${name}`, handle);
+  servers.push(handle);
+  return log;
+}
+
+/**
+ * Builds the LAN, the external server (with its HTTP server), the gateway host, the node with its
+ * pod bridge (forwarding, br_netfilter, masquerade of pod traffic leaving the pod network), and
+ * any further `hosts` (name -> address) on the LAN.
+ */
+export async function buildNetwork(lab: Lab, options: { hosts?: Record<string, string> } = {}): Promise<Network> {
   const lan = await lab.netns('lan');
   await lab.bridge(lan, 'br0');
   await lab.addr(lan, 'br0', `${ADDRESSES.router}/${ADDRESSES.netmask}`);
@@ -98,13 +123,25 @@ export async function buildTopology(lab: Lab): Promise<Topology> {
   const external = await attach('ext', ADDRESSES.external);
   const gatewayHost = await attach('gw', ADDRESSES.gatewayHost);
   const node = await attach('node', ADDRESSES.node);
+  const hosts: Record<string, string> = {};
+  for (const [name, address] of Object.entries(options.hosts ?? {})) hosts[name] = await attach(name, address);
 
   // The node: pod bridge, forwarding, br_netfilter for service DNAT on the bridge, masquerade.
   await lab.bridge(node, 'cni0');
   await lab.addr(node, 'cni0', `${ADDRESSES.podGateway}/24`);
   await lab.sysctl(node, 'net.ipv4.ip_forward', '1');
   await lab.sysctl(node, 'net.bridge.bridge-nf-call-iptables', '1');
+  await lab.exec(node, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-s', ADDRESSES.podCidr, '!', '-d', ADDRESSES.podCidr, '-j', 'MASQUERADE']);
 
+  const servers: LabProcess[] = [];
+  const externalLog = await serveHttp(lab, servers, external, ADDRESSES.external, 8000, 'external-server');
+  return { lab, lan, external, gatewayHost, node, hosts, externalLog, servers };
+}
+
+/** The snapshot lab: the network, plus the pods as namespaces, their HTTP servers and the service DNAT. */
+export async function buildTopology(lab: Lab): Promise<Topology> {
+  const network = await buildNetwork(lab);
+  const { node } = network;
   const pods = {} as Record<keyof typeof PODS, LabPod>;
   let index = 0;
   for (const [key, pod] of Object.entries(PODS) as [keyof typeof PODS, (typeof PODS)[keyof typeof PODS]][]) {
@@ -117,28 +154,17 @@ export async function buildTopology(lab: Lab): Promise<Topology> {
     pods[key] = { key, namespace: pod.namespace, name: pod.name, ip: pod.ip, netns: ns };
   }
 
-  const restore = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
+  const restore = ['*nat'];
   for (const service of SERVICES) {
     const rule = `-d ${service.clusterIP}/32 -p tcp -m tcp --dport ${service.port} -j DNAT --to-destination ${service.endpoint}:${service.targetPort}`;
     restore.push(`-A PREROUTING ${rule}`, `-A OUTPUT ${rule}`);
   }
-  restore.push('-A POSTROUTING -s 10.244.0.0/24 ! -d 10.244.0.0/24 -j MASQUERADE', 'COMMIT', '');
-  await lab.exec(node, ['iptables-restore'], { input: restore.join('\n') });
+  restore.push('COMMIT', '');
+  await lab.exec(node, ['iptables-restore', '--noflush'], { input: restore.join('\n') });
 
-  const servers: LabProcess[] = [];
-  const serve = async (ns: string, ip: string, port: number, name: string): Promise<string> => {
-    const log = path.join(lab.tempDir, `${name}.access.log`);
-    fs.writeFileSync(log, '');
-    const handle = lab.spawn(ns, [process.execPath, HTTP_SERVER, ip, String(port), log, name]);
-    await waitFor(() => (handle.output().includes('listening') ? true : undefined), 5000, `HTTP server ${name}`, handle);
-    servers.push(handle);
-    return log;
-  };
-  const externalLog = await serve(external, ADDRESSES.external, 8000, 'external-server');
-  pods.pod1.log = await serve(pods.pod1.netns, PODS.pod1.ip, 80, PODS.pod1.name);
-  pods.pod2.log = await serve(pods.pod2.netns, PODS.pod2.ip, 80, PODS.pod2.name);
-
-  return { lab, lan, external, gatewayHost, node, pods, externalLog, servers };
+  pods.pod1.log = await serveHttp(lab, network.servers, pods.pod1.netns, PODS.pod1.ip, 80, PODS.pod1.name);
+  pods.pod2.log = await serveHttp(lab, network.servers, pods.pod2.netns, PODS.pod2.ip, 80, PODS.pod2.name);
+  return { ...network, pods };
 }
 
 /** An HTTP GET from a namespace: the body, or an Error's message prefixed with "error: ". */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Lab } from '../lab/netns.js';
 import { buildTopology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway } from '../lab/connector.js';
-import { applyChange, waitForChecks } from '../lab/checks.js';
+import { applyChange, snapshotTarget, waitForChecks } from '../lab/checks.js';
 import { median } from './stats.js';
 
 /**
@@ -80,7 +80,7 @@ export async function benchLatency(changes = 8): Promise<LatencyMeasurement> {
       await lab.stop(gateway);
       await teardownGateway(lab, topology, connector);
     };
-    const checks = await waitForChecks(lab, topology, README_SOURCES, 30_000);
+    const checks = await waitForChecks(lab, snapshotTarget(topology), README_SOURCES, 30_000);
     if (!checks.every((check) => check.ok)) throw new Error(`the lab did not come up: ${JSON.stringify(checks)}`);
 
     const additions: ChangeSamples = { appliedMs: [], usableMs: [] };

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { waitForChecks } from '../lab/checks.js';
+import { snapshotTarget, waitForChecks } from '../lab/checks.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway } from '../lab/connector.js';
 import { Lab, PACKAGE_ROOT } from '../lab/netns.js';
 import { startOriginalPath } from '../lab/original.js';
@@ -80,7 +80,7 @@ export async function benchRequests(count = 1000): Promise<RequestMeasurement> {
     const key = await lab.sshKeypair();
 
     const original = await startOriginalPath(lab, topology, rules, key);
-    const checks = await waitForChecks(lab, topology, README_SOURCES, 30_000);
+    const checks = await waitForChecks(lab, snapshotTarget(topology), README_SOURCES, 30_000);
     if (!checks.every((check) => check.ok)) throw new Error(`the original's path did not come up: ${JSON.stringify(checks)}`);
     paths.push({ path: 'original', ...(await bothWays(lab, topology, count, throughTunnels)) });
     await original.stop();
@@ -91,7 +91,7 @@ export async function benchRequests(count = 1000): Promise<RequestMeasurement> {
     const gateway = await startGateway(lab, topology, connector, key, path.join(logs, 'gateway.log'));
     const forwarder = startForwarder(lab, topology, connector, key, path.join(logs, 'forwarder.log'));
     try {
-      const ours = await waitForChecks(lab, topology, README_SOURCES, 30_000);
+      const ours = await waitForChecks(lab, snapshotTarget(topology), README_SOURCES, 30_000);
       if (!ours.every((check) => check.ok)) throw new Error(`the lab did not come up: ${JSON.stringify(ours)}`);
       paths.push({ path: 'forwarder', ...(await bothWays(lab, topology, count, throughTunnels)) });
     } finally {

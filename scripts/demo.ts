@@ -7,8 +7,10 @@ import { colorWanted } from '../lib/log.js';
 import { Lab } from '../lab/netns.js';
 import { ADDRESSES, LAB_PREFIX, buildTopology, httpGet, type Topology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway, type Connector } from '../lab/connector.js';
-import { applyChange, waitForChecks, type Check } from '../lab/checks.js';
+import { applyChange, snapshotTarget, waitForChecks, type Check } from '../lab/checks.js';
 import { preflightProblems } from '../lab/preflight.js';
+import { binaryProblems, kubeBinaries } from '../lab/kube-binaries.js';
+import { clusterDemo } from './demo-cluster.js';
 
 /**
  * npm run demo: the original README's setup on one Linux machine, in network namespaces, with
@@ -51,7 +53,7 @@ async function down(): Promise<void> {
   say(`lab removed (namespaces ${LAB_PREFIX}*, their processes and files).`);
 }
 
-async function demo(keep: boolean): Promise<boolean> {
+async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
   const problems = preflightProblems();
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`demo: ${problem}\n`);
@@ -61,6 +63,24 @@ async function demo(keep: boolean): Promise<boolean> {
     process.stderr.write(`demo: a lab is already up (namespaces ${Lab.leftovers(LAB_PREFIX).join(', ')}). Remove it with: npm run demo -- --down\n`);
     return false;
   }
+  const binaries = kubeBinaries();
+  const missing = await binaryProblems(binaries);
+  if (missing.length === 0 && !forceSnapshot && !keep) {
+    say('mode: cluster: the whole chain in a real cluster (control plane, lab node, controller loop); `npm run demo -- --snapshot` runs the snapshot lab instead');
+    const { ok, timings } = await clusterDemo(binaries, { say, step, printChecks, green: (text) => chalk.green(text) });
+    if (ok) {
+      say(
+        `\n${chalk.green.bold('Demo complete (mode: cluster):')} pods reached the external server as ${ADDRESSES.sourceIPs.join(' and ')}, the external server ` +
+          `reached the pods through the same IPs, and each edit of the ExternalService changed the traffic within ${Math.round(Math.max(...timings))} ms.`,
+      );
+    }
+    return ok;
+  }
+  say(
+    missing.length === 0
+      ? `mode: snapshot: rules from genrule --snapshot written to the components' files (${forceSnapshot ? '--snapshot' : '--keep keeps only the snapshot lab'}); without those flags the demo runs the whole chain in a real cluster`
+      : 'mode: snapshot: rules from genrule --snapshot written to the components\' files; `npm run cluster:build` builds the control plane for the whole chain in a real cluster',
+  );
 
   const lab = new Lab(LAB_PREFIX);
   let interrupted = false;
@@ -103,7 +123,7 @@ async function demo(keep: boolean): Promise<boolean> {
     step('Starting bin/forwarder in the forwarder pod: ssh -L/-R tunnels to the gateway IPs and the nat rules');
     started = performance.now();
     startForwarder(lab, topology, connector, key, path.join(logs, 'forwarder.log'));
-    const checks = await waitForChecks(lab, topology, README_SOURCES, 30_000);
+    const checks = await waitForChecks(lab, snapshotTarget(topology), README_SOURCES, 30_000);
     say(`  traffic flows after ${Math.round(performance.now() - started)} ms`);
 
     step('The README\'s four connectivity checks');
@@ -115,7 +135,7 @@ async function demo(keep: boolean): Promise<boolean> {
     const change = await applyChange(lab, topology, connector, remaining);
     timings.push(change.appliedMs);
     say(`  the forwarder and the gateway applied the change ${chalk.green(`${Math.round(change.appliedMs)} ms`)} after the rules were published (the original: up to 10 s)`);
-    const after = await waitForChecks(lab, topology, remaining, 5000);
+    const after = await waitForChecks(lab, snapshotTarget(topology), remaining, 5000);
     printChecks(after);
     if (!after.every((check) => check.ok)) throw new Error('a check failed after the change');
 
@@ -123,7 +143,7 @@ async function demo(keep: boolean): Promise<boolean> {
     const back = await applyChange(lab, topology, connector, README_SOURCES);
     timings.push(back.appliedMs);
     say(`  applied in ${chalk.green(`${Math.round(back.appliedMs)} ms`)}`);
-    const restored = await waitForChecks(lab, topology, README_SOURCES, 10_000);
+    const restored = await waitForChecks(lab, snapshotTarget(topology), README_SOURCES, 10_000);
     printChecks(restored);
     if (!restored.every((check) => check.ok)) throw new Error('a check failed after restoring the source');
 
@@ -165,7 +185,7 @@ async function demo(keep: boolean): Promise<boolean> {
   if (ok) {
     const slowest = Math.round(Math.max(...timings));
     say(
-      `\n${chalk.green.bold('Demo complete:')} pods reached the external server as ${ADDRESSES.sourceIPs.join(' and ')}, the external server ` +
+      `\n${chalk.green.bold('Demo complete (mode: snapshot):')} pods reached the external server as ${ADDRESSES.sourceIPs.join(' and ')}, the external server ` +
         `reached the pods through the same IPs, and each change was applied within ${slowest} ms of publishing the rules.`,
     );
   }
@@ -189,9 +209,10 @@ const program = new Command('demo')
   .description('the end-to-end lab: the README\'s three servers in network namespaces on this machine (needs root)')
   .addOption(new Option('--keep', 'leave the lab running at the end and print how to use and remove it'))
   .addOption(new Option('--down', 'remove a lab left running by --keep'))
-  .action(async (options: { keep?: boolean; down?: boolean }) => {
+  .addOption(new Option('--snapshot', 'run the snapshot lab even when the control-plane binaries are built'))
+  .action(async (options: { keep?: boolean; down?: boolean; snapshot?: boolean }) => {
     if (options.down) return down();
-    const ok = await demo(options.keep === true);
+    const ok = await demo(options.keep === true, options.snapshot === true);
     process.exitCode = ok ? 0 : 1;
   });
 await program.parseAsync(process.argv);

@@ -4,14 +4,19 @@ import { Lab, PACKAGE_ROOT } from '../../lab/netns.js';
 import { run } from '../../lib/exec.js';
 import { preflightProblems } from '../../lab/preflight.js';
 import { ADDRESSES, LAB_PREFIX } from '../../lab/topology.js';
+import { binaryProblems, kubeBinaries } from '../../lab/kube-binaries.js';
 
 const problems = preflightProblems();
 const skip = problems.length > 0 ? problems.join(' ') : undefined;
 if (skip) console.warn(`system tests skipped: ${skip}`);
 
+const missingBinaries = await binaryProblems(kubeBinaries());
+const clusterSkip = skip ?? (missingBinaries.length > 0 ? `the control-plane binaries are not built (npm run cluster:build): ${missingBinaries[0]}` : undefined);
+if (clusterSkip && !skip) console.warn(`cluster-mode demo skipped: ${clusterSkip}`);
+
 const DEMO = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'demo.js');
-const demo = (args: string[] = []) =>
-  run(process.execPath, [DEMO, ...args], { reject: false, timeoutMs: 240_000, env: { NO_COLOR: '1' } });
+const demo = (args: string[] = [], timeoutMs = 240_000) =>
+  run(process.execPath, [DEMO, ...args], { reject: false, timeoutMs, env: { NO_COLOR: '1' } });
 
 describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
   afterAll(async () => {
@@ -20,7 +25,9 @@ describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
   });
 
   it('passes the README\'s four checks, applies a change both ways and removes everything', { timeout: 300_000 }, async () => {
-    const result = await demo();
+    const result = await demo(['--snapshot']);
+    expect(result.stdout.split('\n')[0]).toMatch(/^mode: snapshot/);
+    expect(result.stdout).toContain('Demo complete (mode: snapshot)');
 
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
@@ -33,6 +40,23 @@ describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
     expect(result.stdout).toContain('my-pod1 answered and logged 10.244.0.50');
     // With the source dropped, my-pod2 has no way out and 192.168.122.201 no way in.
     expect(lines.filter((line) => /^\s+ok\s+error: /.test(line))).toHaveLength(2);
+    expect(result.stdout).toContain('nothing left behind.');
+    expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
+  });
+
+  it.skipIf(clusterSkip !== undefined)('in cluster mode runs the whole chain: the four checks, each edit of the ExternalService changes the traffic, and removes everything', { timeout: 900_000 }, async () => {
+    const result = await demo([], 840_000);
+
+    expect(result.exitCode, result.stderr).toBe(0);
+    const lines = String(result.stdout).split('\n');
+    expect(lines[0]).toMatch(/^mode: cluster/);
+    expect(lines[0]).toContain('--snapshot');
+    expect(lines.filter((line) => /^\s+ok\s/.test(line))).toHaveLength(12);
+    expect(lines.filter((line) => line.includes('FAIL'))).toEqual([]);
+    expect(result.stdout).toContain(`external server logged ${ADDRESSES.sourceIPs[0]}`);
+    expect(result.stdout).toContain(`external server logged ${ADDRESSES.sourceIPs[1]}`);
+    expect(lines.filter((line) => /traffic changed \d+ ms after the edit/.test(line))).toHaveLength(2);
+    expect(result.stdout).toContain('Demo complete (mode: cluster)');
     expect(result.stdout).toContain('nothing left behind.');
     expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
   });

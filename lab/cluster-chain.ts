@@ -1,0 +1,215 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { dumpYaml } from '../lib/yaml.js';
+import type { ContainerInitSpec } from './container-init.js';
+import { BIN, externalServiceYaml, prepareConnector, startGateway, teardownGateway, type Connector, type ExternalServiceSource } from './connector.js';
+import { connectivityChecks, type Check, type ChecksTarget } from './checks.js';
+import { CONTROL_PLANE_HOST, startClusterLab, type ClusterLab } from './cluster-lab.js';
+import type { KubeBinaries } from './kube-binaries.js';
+import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
+import { ADDRESSES, PODS, buildNetwork, httpGet, type Network } from './topology.js';
+
+/**
+ * The whole chain as a user deploys it, in the cluster lab (lab/cluster-lab.ts): the README's app
+ * pods and services created through the API, bin/controller running its loop on a conf directory
+ * (as the least-privileged user of controller/rbac.yaml, from the control-plane host), the
+ * forwarder pod it creates run by the lab node, and bin/gateway on the gateway host, which
+ * receives the rules over the node's own sshd (the controller's scp and rename).
+ */
+
+const CONTAINER_INIT = path.join(PACKAGE_ROOT, 'dist', 'lab', 'container-init.js');
+const RBAC_FILE = path.join(PACKAGE_ROOT, 'controller', 'rbac.yaml');
+const CONTROLLER_USER = 'k8s-ext-controller';
+const FORWARDER_NAMESPACE = 'external-services';
+
+/** The README's app pods: an HTTP server on port 80 behind a Service in each of ns1 and ns2. */
+export function appManifests(): string {
+  const objects = [1, 2].flatMap((index) => {
+    const namespace = `ns${index}`;
+    const pod = PODS[`pod${index}` as 'pod1' | 'pod2'];
+    return [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: pod.name, namespace, labels: { run: pod.name } },
+        spec: { containers: [{ name: pod.name, image: 'python:2.7', command: ['python', '-m', 'SimpleHTTPServer', '80'] }] },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `my-service${index}`, namespace },
+        spec: { selector: { run: pod.name }, ports: [{ protocol: 'TCP', port: 80, targetPort: 80 }] },
+      },
+    ];
+  });
+  return objects.map((object) => dumpYaml(object)).join('---\n');
+}
+
+export interface ClusterChainOptions {
+  binaries: KubeBinaries;
+  /** The lab node's volume sync period (default kubelet's). */
+  volumeSyncPeriodMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface ClusterChain {
+  network: Network;
+  cluster: ClusterLab;
+  connector: Connector;
+  /** The controller's kubeconfig (the least-privileged user, reaching the API from the LAN). */
+  controllerKubeconfig: string;
+  logsDir: string;
+  controller?: LabProcess;
+  startController(): Promise<LabProcess>;
+  stopController(): Promise<void>;
+  /** Writes the ExternalService file in the conf directory (by rename, as an editor saves). */
+  editConf(sources: readonly ExternalServiceSource[]): void;
+  /** Where the checks run: the app pods and the forwarder pod as the lab node runs them now. */
+  checksTarget(): Promise<ChecksTarget>;
+  /** `bin/controller teardown` then `bin/gateway teardown`; returns their output. */
+  teardown(): Promise<string>;
+}
+
+/** Builds the network, the cluster lab, the app pods, the gateway host's sshd and bin/gateway. */
+export async function startClusterChain(lab: Lab, options: ClusterChainOptions): Promise<ClusterChain> {
+  const log = options.log ?? (() => undefined);
+  const network = await buildNetwork(lab, { hosts: { cp: CONTROL_PLANE_HOST } });
+  const cluster = await startClusterLab(lab, network, { binaries: options.binaries, volumeSyncPeriodMs: options.volumeSyncPeriodMs, log });
+  const logsDir = path.join(lab.tempDir, 'logs');
+  fs.mkdirSync(logsDir, { recursive: true });
+  await cluster.kubectl(['apply', '-f', '-'], { input: appManifests() });
+  await cluster.kubectl(['apply', '-f', RBAC_FILE]);
+  const controllerKubeconfig = await cluster.labKubeconfig(CONTROLLER_USER);
+
+  const connector = prepareConnector(lab);
+  // The controller's key: it logs in to the gateway node with it and stores it for the forwarders.
+  const key = await lab.sshKeypair('controller_ssh_key');
+  // scp speaks SFTP: the node's sshd offers it, as a distribution's sshd_config does.
+  const nodeSshd = await lab.startSshd(network.gatewayHost, { listenAddress: ADDRESSES.gatewayHost, authorizedKeys: [key.publicKey], extraConfig: ['Subsystem sftp internal-sftp'] });
+  // The controller trusts the gateway node's host key (its known_hosts, in its own ~/.ssh).
+  const controllerSsh = path.join(lab.tempDir, 'controller-ssh');
+  fs.mkdirSync(controllerSsh, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(controllerSsh, 'known_hosts'), `${ADDRESSES.gatewayHost} ${fs.readFileSync(nodeSshd.hostPublicKey, 'utf8').trim()}\n`);
+  await startGateway(lab, network, connector, key, path.join(logsDir, 'gateway.log'));
+
+  const chain: ClusterChain = {
+    network,
+    cluster,
+    connector,
+    controllerKubeconfig,
+    logsDir,
+    startController: async () => {
+      const spec: ContainerInitSpec = {
+        layersDir: path.join(lab.tempDir, 'controller-layers'),
+        mounts: [{ source: controllerSsh, target: '/root/.ssh', readOnly: true }],
+        argv: [BIN('controller'), connector.confDir],
+        env: {
+          PATH: [path.dirname(cluster.plane.access.kubectl), path.dirname(process.execPath), process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(':'),
+          HOME: '/root',
+          NO_COLOR: '1',
+          KUBECONFIG: controllerKubeconfig,
+          SSH_KEY_PATH: key.privateKey,
+          GATEWAY_NODE_IP: ADDRESSES.gatewayHost,
+          CONFIG_PATH_ON_GATEWAY_NODE: connector.rulesFile,
+        },
+        privileged: true,
+        // The lab's files (conf directory, key, kubeconfig) live under /run: keep it.
+        emptyDirs: [],
+      };
+      const specFile = path.join(lab.tempDir, 'controller.json');
+      fs.writeFileSync(specFile, JSON.stringify(spec, null, 2), { mode: 0o600 });
+      const handle = lab.spawn(
+        network.hosts.cp,
+        ['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child=SIGTERM', '--mount-proc', '--', process.execPath, CONTAINER_INIT, specFile],
+        { logFile: path.join(logsDir, 'controller.log') },
+      );
+      chain.controller = handle;
+      return handle;
+    },
+    stopController: async () => {
+      if (chain.controller) await lab.stop(chain.controller);
+      chain.controller = undefined;
+    },
+    editConf: (sources) => {
+      const file = path.join(connector.confDir, `${PODS.forwarder.name}.yaml`);
+      fs.writeFileSync(`${file}.tmp`, externalServiceYaml(sources));
+      fs.renameSync(`${file}.tmp`, file);
+    },
+    checksTarget: async () => {
+      const [pod1, pod2, forwarder] = await Promise.all([
+        cluster.pod('ns1', PODS.pod1.name),
+        cluster.pod('ns2', PODS.pod2.name),
+        cluster.pod(FORWARDER_NAMESPACE, PODS.forwarder.name),
+      ]);
+      const service = await cluster.kubectl(['get', 'service', PODS.forwarder.name, '-n', FORWARDER_NAMESPACE, '-o', 'jsonpath={.spec.clusterIP}']);
+      return {
+        pods: {
+          pod1: { name: PODS.pod1.name, namespace: 'ns1', netns: pod1.netns, log: pod1.log(PODS.pod1.name) },
+          pod2: { name: PODS.pod2.name, namespace: 'ns2', netns: pod2.netns, log: pod2.log(PODS.pod2.name) },
+        },
+        external: network.external,
+        externalLog: network.externalLog,
+        forwarder: { name: PODS.forwarder.name, namespace: FORWARDER_NAMESPACE, serviceIP: service.stdout.trim(), port: 8000, podIP: forwarder.ip },
+      };
+    },
+    teardown: async () => {
+      const output: string[] = [];
+      const teardown = lab.spawn(network.hosts.cp, [BIN('controller'), 'teardown', connector.confDir], {
+        env: { NO_COLOR: '1', KUBECONFIG: controllerKubeconfig, PATH: `${path.dirname(cluster.plane.access.kubectl)}:${process.env.PATH ?? ''}` },
+      });
+      const code = await teardown.exited;
+      output.push(teardown.output());
+      if (code !== 0) throw new Error(`bin/controller teardown failed (exit ${code}): ${teardown.output()}`);
+      if (connector.gateway) await lab.stop(connector.gateway);
+      output.push(await teardownGateway(lab, network, connector));
+      return output.join('');
+    },
+  };
+  return chain;
+}
+
+/**
+ * Waits until the checks for `sources` pass; returns them and how long that took from `startedAt`
+ * (performance.now() of the edit). Each round asks the API where the pods are now (the controller
+ * may have recreated the forwarder pod).
+ */
+export async function waitForClusterChecks(
+  lab: Lab,
+  chain: ClusterChain,
+  sources: readonly ExternalServiceSource[],
+  timeoutMs: number,
+  startedAt = performance.now(),
+): Promise<{ checks: Check[]; elapsedMs: number }> {
+  for (;;) {
+    const target = await chain.checksTarget();
+    const checks = await connectivityChecks(lab, target, sources, 1000);
+    const elapsedMs = performance.now() - startedAt;
+    if (checks.every((check) => check.ok) || elapsedMs > timeoutMs) return { checks, elapsedMs };
+  }
+}
+
+/**
+ * The change as a user makes it: the ExternalService file edited, timed until the traffic of the
+ * source that changes does what the new file says (my-pod2's request through the forwarder
+ * fails once its source is dropped, and reaches the external server as its source IP once it is
+ * back), probed continuously from my-pod2.
+ */
+export async function timeConfChange(lab: Lab, chain: ClusterChain, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<number> {
+  const target = await chain.checksTarget();
+  const url = `http://${target.forwarder.serviceIP}:${target.forwarder.port}/`;
+  const enabled = sources.some((source) => source.sourceIP === ADDRESSES.sourceIPs[1]);
+  const started = performance.now();
+  chain.editConf(sources);
+  await waitFor(
+    async () => {
+      const body = await httpGet(lab, target.pods.pod2.netns, url, 500);
+      const changed = enabled ? body.endsWith(`saw you as ${ADDRESSES.sourceIPs[1]}`) : body.startsWith('error:');
+      return changed ? true : undefined;
+    },
+    timeoutMs,
+    `the traffic of ${PODS.pod2.name} to change after the edit`,
+  );
+  return performance.now() - started;
+}

@@ -1,0 +1,150 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run, type RunResult } from '../lib/exec.js';
+import { ControlPlane } from './control-plane.js';
+import type { KubeBinaries } from './kube-binaries.js';
+import { podNetnsName, containerLogFile } from './kubelet.js';
+import type { LabNodeConfig } from './lab-node.js';
+import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
+import { ADDRESSES, type Network } from './topology.js';
+
+/**
+ * The lab as a small real cluster, on top of the lab's network (lab/topology.ts):
+ * - the control plane (lab/control-plane.ts) runs on this machine, its API server on 127.0.0.1 (so
+ *   kubectl works from the machine's own shell); a control-plane host on the LAN (192.168.122.5)
+ *   relays its address to it, as a load balancer in front of the API servers would, and the
+ *   `kubernetes` Service leads there;
+ * - the lab node (lab/lab-node.ts, a program of its own) runs the real kube-proxy in the node's
+ *   network namespace and plays kubelet for the pods the scheduler binds to it.
+ */
+
+export const CONTROL_PLANE_HOST = '192.168.122.5';
+/** The cluster's pod network (the node's pod CIDR is its first /24). */
+export const CLUSTER_CIDR = '10.244.0.0/16';
+/** kubelet's default --sync-frequency: how long a ConfigMap change may take to reach a volume. */
+export const KUBELET_SYNC_PERIOD_MS = 60_000;
+
+const RELAY = path.join(PACKAGE_ROOT, 'lab', 'relay.mjs');
+const LAB_NODE = path.join(PACKAGE_ROOT, 'dist', 'lab', 'lab-node.js');
+
+export interface ClusterLabOptions {
+  binaries: KubeBinaries;
+  /** The lab node's volume sync period (default kubelet's, 1 min). */
+  volumeSyncPeriodMs?: number;
+  /** Pods cannot reach the API server (the forwarder then has only its mounted file). */
+  blockApi?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ClusterLab {
+  plane: ControlPlane;
+  /** The control-plane host's network namespace (where programs reach the API at `labServer`). */
+  controlPlaneHost: string;
+  /** The API server as the LAN reaches it: https://192.168.122.5:PORT. */
+  labServer: string;
+  nodeRootDir: string;
+  labNode: LabProcess;
+  /** kubectl of the cluster's version, as the administrator, from this machine. */
+  kubectl(args: readonly string[], options?: { input?: string; reject?: boolean }): Promise<RunResult>;
+  /** A kubeconfig for `user` that reaches the API from the LAN. */
+  labKubeconfig(user: string, groups?: readonly string[]): Promise<string>;
+  /** The network namespace and container log of a pod, once the lab node runs it. */
+  pod(namespace: string, name: string): Promise<{ netns: string; ip: string; log: (container: string) => string }>;
+  stop(): Promise<void>;
+}
+
+/** Starts the control plane, the relay to it from the LAN and the lab node. */
+export async function startClusterLab(lab: Lab, network: Network, options: ClusterLabOptions): Promise<ClusterLab> {
+  const log = options.log ?? (() => undefined);
+  const controlPlaneHost = network.hosts.cp;
+  if (controlPlaneHost === undefined) throw new Error(`the network has no control-plane host (build it with hosts: { cp: '${CONTROL_PLANE_HOST}' })`);
+  const plane = await ControlPlane.start({
+    binaries: options.binaries,
+    advertiseAddress: CONTROL_PLANE_HOST,
+    node: { address: ADDRESSES.node, finishPodDeletions: false },
+    log,
+  });
+  try {
+    const port = new URL(plane.info.server).port;
+    const labServer = `https://${CONTROL_PLANE_HOST}:${port}`;
+    const socket = path.join(lab.tempDir, 'kube-apiserver.sock');
+    const relays = [
+      lab.spawn(undefined, [process.execPath, RELAY, `unix:${socket}`, `127.0.0.1:${port}`]),
+      lab.spawn(controlPlaneHost, [process.execPath, RELAY, `${CONTROL_PLANE_HOST}:${port}`, `unix:${socket}`]),
+    ];
+    for (const relay of relays) await waitFor(() => (relay.output().includes('listening') ? true : undefined), 10_000, 'the API relay', relay);
+    log(`the LAN reaches the API server at ${labServer} (relayed to ${plane.info.server})`);
+
+    const admin = plane.access.admin;
+    // The node IPAM controller's part: the node's pod CIDR.
+    await admin.patch(`/api/v1/nodes/${plane.info.node.name}`, { spec: { podCIDR: ADDRESSES.podCidr, podCIDRs: [ADDRESSES.podCidr] } }, 'merge');
+    const nodeRootDir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-node-`));
+    const config: LabNodeConfig = {
+      credentials: await plane.access.userCredentials(`system:node:${plane.info.node.name}`, ['system:nodes']),
+      nodeName: plane.info.node.name,
+      prefix: lab.prefix,
+      rootDir: nodeRootDir,
+      network: { nodeNetns: network.node, bridge: 'cni0', podCidr: ADDRESSES.podCidr, gateway: ADDRESSES.podGateway, nodeAddress: ADDRESSES.node },
+      apiService: { host: '10.96.0.1', port: 443 },
+      volumeSyncPeriodMs: options.volumeSyncPeriodMs ?? KUBELET_SYNC_PERIOD_MS,
+      blockApi: options.blockApi ?? false,
+      containerPath: [plane.info.kubernetesBinDir, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+      kubeProxy: {
+        binary: options.binaries.path('kube-proxy'),
+        kubeconfig: await plane.access.userKubeconfig('system:kube-proxy', [], labServer),
+        clusterCidr: CLUSTER_CIDR,
+        logFile: path.join(plane.info.dir, 'logs', 'kube-proxy.log'),
+      },
+    };
+    const configFile = path.join(plane.info.dir, 'lab-node.json');
+    fs.writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+    const labNode = lab.spawn(undefined, [process.execPath, LAB_NODE, configFile], { logFile: path.join(plane.info.dir, 'logs', 'lab-node.log') });
+    // kube-proxy routes the `kubernetes` Service to the relay once it has synced.
+    await waitFor(
+      async () => {
+        if (labNode.child.exitCode !== null) throw new Error(`the lab node exited:\n${labNode.output()}`);
+        const saved = await lab.exec(network.node, ['iptables-save', '-t', 'nat'], { reject: false });
+        return saved.stdout.includes(`--to-destination ${CONTROL_PLANE_HOST}:${port}`) ? true : undefined;
+      },
+      60_000,
+      'kube-proxy to route the kubernetes Service',
+      labNode,
+    );
+    log(`lab node ${plane.info.node.name} up: kube-proxy routes the Services, the lab's kubelet runs the pods`);
+
+    const kubectl = (args: readonly string[], runOptions: { input?: string; reject?: boolean } = {}): Promise<RunResult> =>
+      run(plane.access.kubectl, ['--kubeconfig', plane.info.adminKubeconfig, ...args], { input: runOptions.input, reject: runOptions.reject, env: { HOME: plane.info.dir } });
+    return {
+      plane,
+      controlPlaneHost,
+      labServer,
+      nodeRootDir,
+      labNode,
+      kubectl,
+      labKubeconfig: (user, groups = []) => plane.access.userKubeconfig(user, groups, labServer),
+      pod: async (namespace, name) => {
+        const found = await waitFor(
+          async () => {
+            const pod = await admin.find(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`);
+            const ip = pod?.status?.podIP;
+            return pod?.status?.phase === 'Running' && typeof ip === 'string' ? { uid: pod.metadata.uid ?? '', ip } : undefined;
+          },
+          120_000,
+          `pod ${namespace}/${name} to run`,
+          labNode,
+        );
+        return { netns: podNetnsName(lab.prefix, found.uid), ip: found.ip, log: (container) => containerLogFile(nodeRootDir, found.uid, container) };
+      },
+      stop: async () => {
+        await lab.stop(labNode);
+        for (const relay of relays) await lab.stop(relay);
+        await plane.stop();
+        fs.rmSync(nodeRootDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+}
