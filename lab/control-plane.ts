@@ -47,7 +47,7 @@ export interface ControlPlaneOptions {
   advertiseAddress?: string;
   /**
    * The lab node: its InternalIP (default: the bind address), and whether this control plane
-   * finishes the deletion of its pods (default true; false when a lab node agent that runs the
+   * finishes the deletion of its pods (default true; false when the lab node that runs the
    * pods does it once they have stopped, as kubelet does).
    */
   node?: { address?: string; finishPodDeletions?: boolean };
