@@ -13,5 +13,6 @@ export function buildDesired(options: GatewaySettings, ips: readonly string[], r
     rules,
     privsepDir: PRIVSEP_DIR,
     quickack: options.quickack,
+    vrrp: options.vrrp,
   };
 }

@@ -58,9 +58,10 @@ export function parseLinks(text: string): LinkState[] {
 }
 
 /**
- * Whether /proc/<pid>/cmdline belongs to the sshd started with `configFile`. sshd rewrites its
- * title ("sshd: /usr/sbin/sshd -f FILE [listener] ..."), so the path is looked for as a word.
+ * Whether /proc/<pid>/cmdline belongs to a daemon (sshd, keepalived) started with `configFile`.
+ * sshd rewrites its title ("sshd: /usr/sbin/sshd -f FILE [listener] ..."), so the path is looked
+ * for as a word.
  */
-export function isSshdFor(cmdline: string, configFile: string): boolean {
+export function startedWithConfig(cmdline: string, configFile: string): boolean {
   return cmdline.replaceAll('\0', ' ').split(/\s+/).includes(configFile);
 }

@@ -16,6 +16,15 @@ export interface IpNames {
   mac: string;
   pidFile: string;
   configFile: string;
+  /**
+   * With failover: a second macvlan with this node's own (kernel-chosen) MAC that carries the
+   * VRRP adverts. The adverts cannot use the device above: a macvlan drops multicast whose
+   * source MAC is its own, and the standby's device has the same MAC as the holder's.
+   */
+  vrrpDevice: string;
+  keepalivedConfig: string;
+  keepalivedPidFile: string;
+  keepalivedVrrpPidFile: string;
 }
 
 export interface Placement {
@@ -33,7 +42,16 @@ export function namesFor(ip: string, placement: Placement): IpNames {
     mac: `02:6b:${hex.match(/../g)?.join(':') ?? ''}`,
     pidFile: path.join(placement.runDir, `sshd-${hex}.pid`),
     configFile: path.join(placement.runDir, `sshd-${hex}.conf`),
+    vrrpDevice: `vrrp${hex}`,
+    keepalivedConfig: path.join(placement.runDir, `keepalived-${hex}.conf`),
+    keepalivedPidFile: path.join(placement.runDir, `keepalived-${hex}.pid`),
+    keepalivedVrrpPidFile: path.join(placement.runDir, `keepalived-${hex}-vrrp.pid`),
   };
+}
+
+/** Where keepalived's notify command records each VRRP transition (one file per transition, see vrrp-state.ts). */
+export function vrrpStateDir(runDir: string): string {
+  return path.join(runDir, 'vrrp-state');
 }
 
 /** Matches the config files this gateway writes into its run dir. */

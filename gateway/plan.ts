@@ -9,6 +9,7 @@ import { generatedHostKeyPath, namesFor, type IpNames, type Placement } from './
 import type { GatewayState, IpState } from './observe.js';
 import type { RulesState } from './rules-file.js';
 import { permitsFor, permitsInConfig, renderSshdConfig, type Permits, type SshdAccess } from './sshd-config.js';
+import { renderKeepalivedConfig, roleOf, type VrrpSettings } from './vrrp.js';
 
 /**
  * The pure heart of the gateway: from what should be (desired) and what is (observed) to the
@@ -52,6 +53,8 @@ export interface Desired {
   privsepDir: string;
   /** quickack on every route of each IP's namespace (see lib/routes.ts). */
   quickack: boolean;
+  /** Failover on keepalived; undefined: this node alone holds its IPs. */
+  vrrp?: VrrpSettings | undefined;
 }
 
 function run(ip: string | undefined, reason: string, argv: string[], input?: string): Action {
@@ -113,7 +116,8 @@ export function planGateway(desired: Desired, state: GatewayState): GatewayPlan 
   if (desired.ips.length === 0) return { actions, sessionChecks };
 
   const hostKeys = hostKeysFor(state, placement.runDir);
-  if (state.hostKeys.length === 0 && !state.generatedHostKeyExists) {
+  // With failover the key must be the same on every node: it is never generated (see hostKeyProblem).
+  if (!desired.vrrp && state.hostKeys.length === 0 && !state.generatedHostKeyExists) {
     const key = generatedHostKeyPath(placement.runDir);
     actions.push(
       run(undefined, 'no host key in the host key dir: generating one', ['mkdir', '-p', '-m', '0700', path.dirname(key)]),
@@ -123,12 +127,16 @@ export function planGateway(desired: Desired, state: GatewayState): GatewayPlan 
   if (!state.privsepDirExists) {
     actions.push(run(undefined, "sshd's privilege separation directory is missing", ['mkdir', '-p', '-m', '0755', desired.privsepDir]));
   }
+  const releases: Action[] = [];
   for (const ip of desired.ips) {
     const planned = planIp(namesFor(ip, placement), state.ips[ip], state.hostLinks, desired, hostKeys);
+    releases.push(...planned.releases);
     actions.push(...planned.actions);
     sessionChecks.push(...planned.sessionChecks);
   }
-  return { actions, sessionChecks };
+  // Addresses no keepalived vouches for go first, for every IP: another node takes them over
+  // within seconds.
+  return { actions: [...releases, ...actions], sessionChecks };
 }
 
 const EMPTY_IP_STATE: IpState = {
@@ -150,13 +158,15 @@ export function planIp(
   hostLinks: readonly LinkState[],
   desired: Desired,
   hostKeys: readonly string[],
-): GatewayPlan {
+): GatewayPlan & { releases: Action[] } {
   const state = observed ?? EMPTY_IP_STATE;
   const { ip, netns, device } = names;
   const { nic, prefixLength, defaultGateway } = desired.network;
+  const { vrrp } = desired;
   const inNs = (reason: string, args: string[], input?: string): Action => run(ip, reason, ['ip', '-n', netns, ...args], input);
   const actions: Action[] = [];
   const sessionChecks: SessionCheck[] = [];
+  const releases: Action[] = [];
 
   if (!state.netnsExists) {
     if (state.sshd.running && state.sshd.pid !== undefined) {
@@ -164,46 +174,55 @@ export function planIp(
     }
     actions.push(run(ip, 'network namespace missing', ['ip', 'netns', 'add', netns]));
   }
-
-  let dev = state.links.find((link) => link.name === device);
-  if (dev && !isBridgeMacvlan(dev)) {
-    actions.push(inNs(`${device} is not a bridge-mode macvlan`, ['link', 'del', device]));
-    dev = undefined;
-  }
-  if (!dev) {
-    const onHost = hostLinks.find((link) => link.name === device);
-    if (isBridgeMacvlan(onHost)) {
-      actions.push(run(ip, `${device} was left in the host namespace`, ['ip', 'link', 'set', device, 'netns', netns]));
-    } else {
-      if (onHost) actions.push(run(ip, `${device} in the host namespace is not a bridge-mode macvlan`, ['ip', 'link', 'del', device]));
+  if (vrrp) {
+    // Before any device comes up or sshd starts: the standby's devices stay silent, its sshd binds.
+    const sysctl = state.netnsExists ? state.sysctl : undefined;
+    if (!sysctl?.nonlocalBind || !sysctl.ipv6Off) {
       actions.push(
-        run(ip, `${device} missing`, ['ip', 'link', 'add', device, 'link', nic, 'address', names.mac, 'type', 'macvlan', 'mode', 'bridge']),
-        run(ip, `${device} missing`, ['ip', 'link', 'set', device, 'netns', netns]),
+        run(ip, 'failover needs ip_nonlocal_bind (sshd listens before the address arrives) and IPv6 off (the standby sends nothing)', [
+          'ip', 'netns', 'exec', netns, 'sysctl', '-q', '-e', '-w',
+          'net.ipv4.ip_nonlocal_bind=1', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1',
+        ]),
       );
     }
   }
+
+  const macvlan = planMacvlan(ip, netns, device, names.mac, nic, state.links, hostLinks);
+  actions.push(...macvlan.actions);
+  const dev = macvlan.dev;
+  const vrrpDevice = vrrp ? planMacvlan(ip, netns, names.vrrpDevice, undefined, nic, state.links, hostLinks) : undefined;
+  actions.push(...(vrrpDevice?.actions ?? []));
 
   const loWasUp = state.links.find((link) => link.name === 'lo')?.up === true;
   if (!loWasUp) actions.push(inNs('lo is down', ['link', 'set', 'lo', 'up']));
   const deviceWasUp = dev?.up === true;
   if (!deviceWasUp) actions.push(inNs(`${device} is down`, ['link', 'set', device, 'up']));
+  if (vrrpDevice && !vrrpDevice.dev?.up) actions.push(inNs(`${names.vrrpDevice} is down`, ['link', 'set', names.vrrpDevice, 'up']));
 
   // A device that is new here has no addresses or routes yet, whatever was observed.
   const addresses = dev?.addresses ?? [];
+  const isOurs = (address: { local: string; prefixlen: number }): boolean => address.local === ip && address.prefixlen === prefixLength;
   let addressChanged = false;
   for (const address of addresses) {
-    if (address.local === ip && address.prefixlen === prefixLength) continue;
+    if (isOurs(address)) continue;
     actions.push(inNs(`unexpected address ${address.local}/${address.prefixlen}`, ['address', 'del', `${address.local}/${address.prefixlen}`, 'dev', device]));
     addressChanged = true;
   }
-  const addressAdded = !addresses.some((address) => address.local === ip && address.prefixlen === prefixLength);
+  // With failover, keepalived adds and removes the address and the default route with it: the
+  // gateway only gives up an address no running keepalived vouches for (see planRelease).
+  const keepalivedRuns = state.keepalived?.running === true;
+  if (vrrp) releases.push(...planRelease(names, addresses, keepalivedRuns, prefixLength));
+  const holds = addresses.some(isOurs) && (!vrrp || keepalivedRuns);
+  const addressAdded = !vrrp && !addresses.some(isOurs);
   if (addressAdded) {
     actions.push(inNs(`address ${ip}/${prefixLength} missing`, ['address', 'add', `${ip}/${prefixLength}`, 'dev', device]));
     addressChanged = true;
   }
 
-  // A device that is new here has no routes yet; the other routes of the netns (lo's) stay.
-  const liveRoutes = state.netnsExists ? state.routes.filter((route) => dev !== undefined || route.dev !== device) : [];
+  // A device that is new here has no routes yet, and one that gives its address up loses them;
+  // the other routes of the netns (lo's) stay.
+  const keepsDeviceRoutes = dev !== undefined && (!vrrp || holds);
+  const liveRoutes = state.netnsExists ? state.routes.filter((route) => keepsDeviceRoutes || route.dev !== device) : [];
   const defaults = liveRoutes.filter(isDefaultRoute);
   const ours = (route: Route): boolean => route.gateway === defaultGateway && route.dev === device;
   for (const route of defaults) {
@@ -213,15 +232,17 @@ export function planIp(
   }
   const quickack = desired.quickack ? ['quickack', '1'] : [];
   const defaultRoute = ['route', 'replace', 'default', 'via', defaultGateway, 'dev', device, ...quickack];
-  if (addressChanged || !defaults.some(ours)) {
+  if (vrrp) {
+    // keepalived's (virtual_routes, with quickack when it is on).
+  } else if (addressChanged || !defaults.some(ours)) {
     // replace, not add: removing a wrong address may or may not have taken the route with it.
     actions.push(inNs(`default route via ${defaultGateway} missing`, defaultRoute));
   } else if (desired.quickack && !defaults.some((route) => ours(route) && hasQuickack(route))) {
     actions.push(inNs('default route lacks quickack', defaultRoute));
   }
   if (desired.quickack) {
-    const removed = new Set(addresses.filter((address) => !(address.local === ip && address.prefixlen === prefixLength)).map((address) => address.local));
-    const made = kernelRoutes(names, prefixLength, { loUp: !loWasUp, deviceUp: !deviceWasUp, addressAdded });
+    const removed = new Set(addresses.filter((address) => !isOurs(address)).map((address) => address.local));
+    const made = kernelRoutes(names, prefixLength, { loUp: !loWasUp, deviceUp: !deviceWasUp && (!vrrp || holds), addressAdded });
     const madeKeys = new Set(made.map(routeKey));
     const routes = [
       ...liveRoutes.filter((route) => !isDefaultRoute(route) && !madeKeys.has(routeKey(route)) && !(route.prefsrc !== undefined && removed.has(route.prefsrc))),
@@ -245,7 +266,14 @@ export function planIp(
   const sshd = planSshdConfig(names, state, desired, hostKeys);
   actions.push(...sshd.actions);
   sessionChecks.push(...sshd.sessionChecks);
-  return { actions, sessionChecks };
+
+  if (vrrp) {
+    actions.push(...planKeepalived(names, state, hostLinks, desired, vrrp));
+    actions.push(...planLeftoverSessions(names, state, holds));
+  } else if (state.keepalived?.running) {
+    actions.push(...planStopKeepalived(names, state, 'failover is off'));
+  }
+  return { actions, sessionChecks, releases };
 }
 
 /**
@@ -322,6 +350,134 @@ export function networkOf(ip: string, prefixLength: number): string {
 }
 
 /**
+ * With failover, keepalived adds the address when this node becomes the holder and removes it
+ * when it stops being one; the gateway never adds it. Without a running keepalived nothing would
+ * remove it when another node takes the IP over, so it goes at once (before any other action).
+ */
+export function planRelease(names: IpNames, addresses: readonly { local: string; prefixlen: number }[], keepalivedRuns: boolean, prefixLength: number): Action[] {
+  if (keepalivedRuns) return [];
+  return addresses
+    .filter((address) => address.local === names.ip && address.prefixlen === prefixLength)
+    .map((address) => ({
+      reason: `keepalived is not running for ${names.ip}: no node may hold the address unannounced`,
+      argv: ['ip', '-n', names.netns, 'address', 'del', `${address.local}/${address.prefixlen}`, 'dev', names.device],
+      scope: names.ip,
+      // The releases of all IPs run at once.
+      parallel: true,
+    }));
+}
+
+/**
+ * A bridge-mode macvlan on the NIC inside the IP's namespace: moved back in when it was left in
+ * the host namespace, re-created when it is of the wrong kind. `mac` fixes its MAC.
+ */
+function planMacvlan(
+  ip: string,
+  netns: string,
+  device: string,
+  mac: string | undefined,
+  nic: string,
+  links: readonly LinkState[],
+  hostLinks: readonly LinkState[],
+): { actions: Action[]; dev: LinkState | undefined } {
+  const actions: Action[] = [];
+  let dev = links.find((link) => link.name === device);
+  if (dev && !isBridgeMacvlan(dev)) {
+    actions.push(run(ip, `${device} is not a bridge-mode macvlan`, ['ip', '-n', netns, 'link', 'del', device]));
+    dev = undefined;
+  }
+  if (!dev) {
+    const onHost = hostLinks.find((link) => link.name === device);
+    if (isBridgeMacvlan(onHost)) {
+      actions.push(run(ip, `${device} was left in the host namespace`, ['ip', 'link', 'set', device, 'netns', netns]));
+    } else {
+      if (onHost) actions.push(run(ip, `${device} in the host namespace is not a bridge-mode macvlan`, ['ip', 'link', 'del', device]));
+      actions.push(
+        run(ip, `${device} missing`, ['ip', 'link', 'add', device, 'link', nic, ...(mac ? ['address', mac] : []), 'type', 'macvlan', 'mode', 'bridge']),
+        run(ip, `${device} missing`, ['ip', 'link', 'set', device, 'netns', netns]),
+      );
+    }
+  }
+  return { actions, dev };
+}
+
+/** The NIC's first IPv4 address: the source of this node's VRRP adverts. */
+export function advertSourceOf(hostLinks: readonly LinkState[], nic: string): string | undefined {
+  return hostLinks.find((link) => link.name === nic)?.addresses[0]?.local;
+}
+
+/** The keepalived config of one IP on this node. */
+export function keepalivedConfigFor(names: IpNames, network: Network, hostLinks: readonly LinkState[], vrrp: VrrpSettings, quickack: boolean): string {
+  return renderKeepalivedConfig({
+    names,
+    prefixLength: network.prefixLength,
+    defaultGateway: network.defaultGateway,
+    advertSource: advertSourceOf(hostLinks, network.nic),
+    quickack,
+    settings: vrrp,
+  });
+}
+
+/** keepalived's config for the IP, written and checked, and keepalived running it (when the gateway manages it). */
+function planKeepalived(names: IpNames, state: IpState, hostLinks: readonly LinkState[], desired: Desired, vrrp: VrrpSettings): Action[] {
+  const { ip, netns } = names;
+  const actions: Action[] = [];
+  const config = keepalivedConfigFor(names, desired.network, hostLinks, vrrp, desired.quickack);
+  const keepalived = state.keepalived;
+  const changed = state.keepalivedConfig !== config;
+  if (changed) {
+    actions.push({
+      reason: state.keepalivedConfig === undefined ? 'keepalived config missing' : 'keepalived config differs from the settings',
+      // Checked inside the namespace, where its devices are.
+      argv: ['ip', 'netns', 'exec', netns, 'keepalived', '-t', '-f'],
+      writesFile: { path: names.keepalivedConfig, content: config },
+      scope: ip,
+    });
+  }
+  if (keepalived?.running && keepalived.pid !== undefined) {
+    if (changed) actions.push(run(ip, 'keepalived config changed: reloading keepalived', ['kill', '-HUP', String(keepalived.pid)]));
+    return actions;
+  }
+  if (vrrp.keepalived === 'external') return actions;
+  if (keepalived?.pidFileExists) {
+    // keepalived refuses to start while its pid file names a live process, whatever that is now.
+    actions.push(run(ip, 'keepalived not running (stale pid file)', ['rm', '-f', names.keepalivedPidFile, names.keepalivedVrrpPidFile]));
+  }
+  actions.push({
+    reason: 'keepalived not running',
+    argv: ['ip', 'netns', 'exec', netns, 'keepalived', '--vrrp', '-f', names.keepalivedConfig, '-p', names.keepalivedPidFile, '-r', names.keepalivedVrrpPidFile],
+    scope: ip,
+    daemonizes: true,
+    waitsForPidFile: names.keepalivedPidFile,
+  });
+  return actions;
+}
+
+/**
+ * A node without the address serves no tunnels for it. The ssh sessions that connected while it
+ * held the address (before keepalived announced that it no longer does) are ended, so that their
+ * -R ports are free again should the address come back here.
+ */
+function planLeftoverSessions(names: IpNames, state: IpState, holds: boolean): Action[] {
+  if (holds) return [];
+  const role = roleOf(state.keepalived, state.announced);
+  const since = state.announced?.atMs;
+  if (role === 'MASTER' || role === 'down' || role === 'starting' || since === undefined) return [];
+  const leftover = (state.sessions ?? []).filter((session) => session.startedAtMs < since).map((session) => session.pid);
+  if (leftover.length === 0) return [];
+  return [stopProcesses(names.ip, `keepalived reports ${role} for ${names.ip}: ending the ${leftover.length} ssh session(s) from when this node held it`, leftover)];
+}
+
+/** Stops keepalived and removes its files (failover turned off). */
+function planStopKeepalived(names: IpNames, state: IpState, why: string): Action[] {
+  const pids = [state.keepalived?.pid, state.keepalived?.vrrpPid].filter((pid): pid is number => pid !== undefined);
+  return [
+    stopProcesses(names.ip, `${why}: stopping keepalived`, pids),
+    run(names.ip, `${why}: removing keepalived files`, ['rm', '-f', names.keepalivedConfig, names.keepalivedPidFile, names.keepalivedVrrpPidFile]),
+  ];
+}
+
+/**
  * An sshd session keeps the config that was in force when it connected. When the rules add a
  * PermitOpen target, a tunnel that connected after the previous config was written (the
  * forwarder got the new rules before the gateway did) can never open its forward, yet stays up:
@@ -385,6 +541,12 @@ export function planTeardownIp(names: IpNames, observed: IpState | undefined, ho
   }
   const files = [...(state.sshd.pidFileExists ? [names.pidFile] : []), ...(state.config !== undefined ? [names.configFile] : [])];
   if (files.length > 0) actions.push(run(names.ip, `${why}: removing sshd files`, ['rm', '-f', ...files]));
+  const vrrpFiles = [
+    ...(state.keepalivedConfig !== undefined ? [names.keepalivedConfig] : []),
+    ...(state.keepalived?.pidFileExists ? [names.keepalivedPidFile, names.keepalivedVrrpPidFile] : []),
+    ...(state.announcementFiles ?? []),
+  ];
+  if (vrrpFiles.length > 0) actions.push(run(names.ip, `${why}: removing keepalived files`, ['rm', '-f', ...vrrpFiles]));
   if (state.netnsExists) actions.push(run(names.ip, `${why}: deleting network namespace`, ['ip', 'netns', 'del', names.netns]));
   if (hostLinks.some((link) => link.name === names.device)) {
     actions.push(run(names.ip, `${why}: deleting ${names.device} left in the host namespace`, ['ip', 'link', 'del', names.device]));

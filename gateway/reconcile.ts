@@ -4,11 +4,30 @@ import { isDebug } from '../lib/exec.js';
 import { applyGatewayActions } from './apply.js';
 import { buildDesired } from './desired.js';
 import { readIpsConf } from './ipsconf.js';
-import { observe, observeSessions, observeSshdConfigs, PRIVSEP_DIR, reloadTookEffectAtMs } from './observe.js';
+import { observe, observeKeepalived, observeSessions, observeSshd, observeSshdConfigs, observeUnvouched, PRIVSEP_DIR, reloadTookEffectAtMs, runningDaemons, type GatewayState } from './observe.js';
+import { namesFor } from './names.js';
 import type { GatewaySettings } from './settings.js';
-import { planGateway, planPermitsFirst, planStaleSessions, type Desired, type SessionCheck } from './plan.js';
+import { planGateway, planPermitsFirst, planRelease, planStaleSessions, type Desired, type SessionCheck } from './plan.js';
 import type { ActionFailure } from '../lib/action.js';
 import { readRulesFile, type RulesState } from './rules-file.js';
+import { checkRouterIds } from './vrrp.js';
+import { isRunning } from './proc.js';
+
+/** IPS_CONF as the gateway uses it: with failover, the IPs' VRRP router ids must not collide. */
+export function readGatewayIps(options: Pick<GatewaySettings, 'ipsConf' | 'vrrp'>): string[] {
+  const ips = readIpsConf(options.ipsConf);
+  if (options.vrrp) checkRouterIds(ips, options.ipsConf);
+  return ips;
+}
+
+/** Why failover cannot work with these host keys, if it cannot. */
+export function hostKeyProblem(options: Pick<GatewaySettings, 'hostKeyDir' | 'vrrp'>, state: GatewayState): string | undefined {
+  if (!options.vrrp || state.hostKeys.length > 0) return undefined;
+  return (
+    `HOST_KEY_DIR ${options.hostKeyDir} has no ssh_host_*_key: with failover every gateway node must present the same host key ` +
+    'for an IP, so none is generated; copy one set of host keys into HOST_KEY_DIR on every gateway node'
+  );
+}
 
 /**
  * One cycle: read the wanted state (IPS_CONF and the rules file), observe everything afresh,
@@ -18,6 +37,8 @@ import { readRulesFile, type RulesState } from './rules-file.js';
 export class GatewayReconciler {
   private lastValidIps: string[] | undefined;
   private lastRulesNote = '';
+  /** The daemons the last cycle saw running: the loop looks out for their exit between cycles. */
+  private watchedPids: number[] = [];
 
   constructor(
     private readonly options: GatewaySettings,
@@ -27,7 +48,7 @@ export class GatewayReconciler {
   /** The IP list in force: IPS_CONF, or its last valid version while it is malformed. */
   private currentIps(problems: string[]): string[] {
     try {
-      this.lastValidIps = readIpsConf(this.options.ipsConf);
+      this.lastValidIps = readGatewayIps(this.options);
     } catch (error) {
       if (!(error instanceof ConfigError) || this.lastValidIps === undefined) throw error;
       this.log.error('IP list is invalid; keeping the last valid one', { error: error.message, ips: this.lastValidIps.join(',') });
@@ -82,7 +103,8 @@ export class GatewayReconciler {
   }
 
   /**
-   * Runs one cycle. First the sshds that run get the config the rules need and are reloaded
+   * Runs one cycle. With failover, addresses that no running keepalived vouches for go first
+   * (see releaseUnvouched). Then the sshds that run get the config the rules need and are reloaded
    * (planned from files alone, see planPermitsFirst), so that new forwards are permitted as soon
    * as possible; then everything is observed, planned and applied. A reload that widens what an
    * sshd permits is followed by a second, smaller round once it has taken effect (see
@@ -90,9 +112,20 @@ export class GatewayReconciler {
    * the cycle (bad input kept out of force).
    */
   async cycle(signal?: AbortSignal): Promise<string[]> {
+    try {
+      return await this.reconcile(signal);
+    } finally {
+      // Read after the cycle, so that the daemons it started are watched too.
+      this.watchedPids = runningDaemons(this.lastValidIps ?? [], this.options.placement);
+    }
+  }
+
+  private async reconcile(signal?: AbortSignal): Promise<string[]> {
     const problems: string[] = [];
     const desired = this.desired(problems);
-    const observeOptions = { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR };
+    // Before anything else: another node takes an unvouched address over within seconds.
+    if (desired.vrrp) await this.releaseUnvouched(desired, signal);
+    const observeOptions = { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR, failover: desired.vrrp !== undefined };
     // Under DEBUG nothing is written, so the full plan would print the same commands again.
     const first = isDebug() ? { actions: [], sessionChecks: [] } : planPermitsFirst(desired, observeSshdConfigs(desired.ips, observeOptions));
     const firstSentAtMs = Date.now();
@@ -102,6 +135,8 @@ export class GatewayReconciler {
       return [];
     });
     const state = await observe(desired.ips, observeOptions, signal);
+    const keyProblem = hostKeyProblem(this.options, state);
+    if (keyProblem) throw new Error(keyProblem);
     const planned = planGateway(desired, state);
     if (planned.actions.length === 0 && first.actions.length === 0) {
       this.log.debug('everything is in place', { ips: desired.ips.length });
@@ -115,6 +150,31 @@ export class GatewayReconciler {
       throw new Error(`${failures.length} action(s) failed; first: ${first ? errorMessage(first.error) : ''}`);
     }
     return problems;
+  }
+
+  /**
+   * With failover, first gives up the addresses that no running keepalived vouches for (its
+   * keepalived was killed): another node takes such an IP over after three missed adverts, so
+   * this cannot wait for the full observation of every IP.
+   */
+  private async releaseUnvouched(desired: Desired, signal?: AbortSignal): Promise<void> {
+    const unvouched = await observeUnvouched(desired.ips, this.options.placement, signal);
+    const actions = unvouched.flatMap(({ names, addresses }) => planRelease(names, addresses, false, desired.network.prefixLength));
+    if (actions.length > 0) await applyGatewayActions(actions, { log: this.log, signal });
+  }
+
+  /**
+   * Whether a cycle is due between cycles: a daemon seen running at the end of the last cycle has
+   * exited (keepalived or sshd killed), or one the gateway keeps running does not run (it died
+   * before the last cycle ended). Read from pid files and /proc, not with ps: this runs five times
+   * a second.
+   */
+  daemonMissing(): boolean {
+    if (this.watchedPids.some((pid) => !isRunning(pid))) return true;
+    return (this.lastValidIps ?? []).some((ip) => {
+      const names = namesFor(ip, this.options.placement);
+      return !observeSshd(names).running || (this.options.vrrp?.keepalived === 'managed' && !observeKeepalived(names).running);
+    });
   }
 }
 

@@ -1,9 +1,18 @@
+import fs from 'node:fs';
 import { inputProblems } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { runLoop } from '../lib/loop.js';
 import { abortOnSignals } from '../lib/signals.js';
 import type { GatewaySettings } from './settings.js';
+import { vrrpStateDir } from './names.js';
 import { GatewayReconciler } from './reconcile.js';
+
+/**
+ * Between cycles, the loop checks this often that the daemons it saw (sshd, keepalived) still
+ * run. A holder whose keepalived died must lose its address before a standby takes it over
+ * (three adverts later), so this is well below three advert intervals.
+ */
+export const DAEMON_CHECK_MS = 200;
 
 /**
  * `gateway [--once] IPS_CONF`: one cycle, or the loop that reconciles every interval and soon
@@ -25,7 +34,11 @@ export async function runGateway(options: GatewaySettings, once: boolean): Promi
     ips: options.ipsConf,
     rules: options.rulesFile,
     interval: `${options.intervalMs / 1000}s`,
+    failover: options.vrrp ? `keepalived ${options.vrrp.keepalived}, priority ${options.vrrp.priority}${options.vrrp.preempt ? ', preempt' : ''}` : 'off',
   });
+  const stateDir = vrrpStateDir(options.placement.runDir);
+  // keepalived's notify command records each transition there: a new file starts a cycle.
+  if (options.vrrp) fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   await runLoop({
     reconcile: async (signal) => {
       await reconciler.cycle(signal);
@@ -36,7 +49,9 @@ export async function runGateway(options: GatewaySettings, once: boolean): Promi
     watch: [
       { path: options.ipsConf, kind: 'file' },
       { path: options.rulesFile, kind: 'file' },
+      ...(options.vrrp ? [{ path: stateDir, kind: 'dir' as const }] : []),
     ],
+    poll: { everyMs: DAEMON_CHECK_MS, changed: async () => reconciler.daemonMissing() },
   });
   log.info('stopped');
 }

@@ -2,9 +2,10 @@ import path from 'node:path';
 import { GATEWAY_CIPHERS, parseCipherList } from '../lib/ciphers.js';
 import { USER_NAME } from '../lib/hosts.js';
 import { isIPv4, unicastIPv4Problem } from '../lib/ipv4.js';
-import { INTERVAL, invalid, matching, onOff, optional, readSettings, required, withDefault, type Parse } from '../lib/settings.js';
-import type { Placement } from './names.js';
+import { INTERVAL, invalid, matching, onOff, oneOf, optional, readSettings, required, withDefault, type Parse, type SettingValues } from '../lib/settings.js';
+import { vrrpStateDir, type Placement } from './names.js';
 import type { Network } from './plan.js';
+import type { VrrpSettings } from './vrrp.js';
 
 /**
  * The gateway's settings: each a flag and an environment variable (both shown in --help), with
@@ -25,7 +26,17 @@ export interface GatewaySettings {
   /** quickack on the routes of each IP's namespace. */
   quickack: boolean;
   intervalMs: number;
+  /** Failover on keepalived; undefined: this node alone holds its IPs. */
+  vrrp?: VrrpSettings | undefined;
 }
+
+/** How keepalived's notify command reaches this program: node and the gateway's entry script. */
+export interface Invocation {
+  node: string;
+  script: string;
+}
+
+export const THIS_PROGRAM: Invocation = { node: process.execPath, script: process.argv[1] ?? '' };
 
 /** 24 or 255.255.255.0 -> 24. */
 export function parseNetmask(value: string, env = 'NETMASK'): number {
@@ -116,6 +127,52 @@ export const GATEWAY_SETTINGS = {
     parse: onOff,
   }),
   interval: INTERVAL,
+  failover: withDefault({
+    flag: '--failover <on|off>',
+    env: 'FAILOVER',
+    default: 'off',
+    help: 'run keepalived (VRRP) for each IP, so that a standby gateway node takes the IP over when this one fails',
+    parse: onOff,
+  }),
+  keepalived: withDefault({
+    flag: '--keepalived <who>',
+    env: 'KEEPALIVED',
+    default: 'managed',
+    help: 'with failover: who runs keepalived: managed (this program starts, reloads and stops it) or external (systemd)',
+    parse: oneOf(['managed', 'external'] as const),
+  }),
+  vrrpPriority: withDefault({
+    flag: '--vrrp-priority <1-254>',
+    env: 'VRRP_PRIORITY',
+    default: '100',
+    help: "with failover: this node's VRRP priority (among the nodes that are up, the highest wins an election)",
+    parse: (value, env) => {
+      const priority = Number(value);
+      if (!/^\d{1,3}$/.test(value) || priority < 1 || priority > 254) throw invalid(env, `must be a whole number from 1 to 254, not "${value}"`);
+      return priority;
+    },
+  }),
+  vrrpPreempt: withDefault({
+    flag: '--vrrp-preempt <on|off>',
+    env: 'VRRP_PREEMPT',
+    default: 'off',
+    help: 'with failover: a node with a higher priority takes an IP back when it returns (off: keepalived\'s nopreempt)',
+    parse: onOff,
+  }),
+  vrrpAdvertInterval: withDefault({
+    flag: '--vrrp-advert-interval <seconds>',
+    env: 'VRRP_ADVERT_INTERVAL',
+    default: '0.5',
+    help: 'with failover: seconds between VRRP adverts; a standby takes over after 3 missed ones and a skew',
+    // VRRPv3 counts the interval in centiseconds, in 12 bits.
+    parse: (value, env) => {
+      const advertIntervalS = Number(value);
+      if (!/^\d+(\.\d{1,2})?$/.test(value) || advertIntervalS < 0.05 || advertIntervalS > 40.95) {
+        throw invalid(env, `must be seconds from 0.05 to 40.95 in steps of 0.01, not "${value}"`);
+      }
+      return advertIntervalS;
+    },
+  }),
 };
 
 /** The settings of `teardown`: where the IPs were set up. */
@@ -127,7 +184,23 @@ export function resolvePlacement(parsed: Record<string, unknown>): Placement {
   return readSettings(GATEWAY_SETTINGS, PLACEMENT_KEYS, parsed);
 }
 
-export function resolveGatewaySettings(ipsConf: string, parsed: Record<string, unknown>): GatewaySettings {
+/** The failover settings, or undefined when failover is off. */
+function vrrpSettings(values: SettingValues<typeof GATEWAY_SETTINGS>, invocation: Invocation): VrrpSettings | undefined {
+  if (!values.failover) return undefined;
+  const notifyCommand = [invocation.node, invocation.script, 'vrrp-notify', vrrpStateDir(values.runDir)];
+  // keepalived splits its notify command at whitespace and treats quotes specially.
+  const unsafe = notifyCommand.find((word) => !/^[^\s"'\\]+$/.test(word));
+  if (unsafe !== undefined) throw invalid('FAILOVER', `keepalived cannot run "${unsafe}" as its notify command: the path must not contain whitespace or quotes`);
+  return {
+    keepalived: values.keepalived,
+    priority: values.vrrpPriority,
+    preempt: values.vrrpPreempt,
+    advertIntervalS: values.vrrpAdvertInterval,
+    notifyCommand,
+  };
+}
+
+export function resolveGatewaySettings(ipsConf: string, parsed: Record<string, unknown>, invocation: Invocation = THIS_PROGRAM): GatewaySettings {
   const values = readSettings(GATEWAY_SETTINGS, GATEWAY_KEYS, parsed);
   return {
     ipsConf: path.resolve(ipsConf),
@@ -141,5 +214,6 @@ export function resolveGatewaySettings(ipsConf: string, parsed: Record<string, u
     ciphers: values.sshCiphers,
     quickack: values.quickack,
     intervalMs: values.interval,
+    vrrp: vrrpSettings(values, invocation),
   };
 }

@@ -150,7 +150,7 @@ export async function startGateway(
   return handle;
 }
 
-/** Starts bin/forwarder in the forwarder pod, in a PID namespace of its own. */
+/** Starts bin/forwarder in the forwarder pod, in a PID namespace of its own; `env` adds to or overrides its settings. */
 export function startForwarder(lab: Lab, topology: Topology, connector: Connector, key: { privateKey: string }, logFile?: string, env: NodeJS.ProcessEnv = {}): LabProcess {
   const handle = lab.spawn(topology.pods.forwarder.netns, [BIN('forwarder')], {
     pidns: true,

@@ -37,17 +37,7 @@ export function systemSkipReason(programs: readonly string[] = []): string | und
   return undefined;
 }
 
-/** True while `pid` runs: it exists and is not a zombie waiting to be reaped (read from /proc). */
-export function isRunning(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  // The state letter follows the command name, which is in parentheses and may contain ") ".
-  return !stat.slice(stat.lastIndexOf(') ') + 2).startsWith('Z');
-}
+export { isRunning } from '../gateway/proc.js';
 
 export interface ExecResult {
   stdout: string;

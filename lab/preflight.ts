@@ -14,6 +14,7 @@ export const NEEDED_PROGRAMS: Readonly<Record<string, string>> = {
   nsenter: 'util-linux',
   ps: 'procps',
   sysctl: 'procps',
+  keepalived: 'keepalived',
 };
 
 /** What preflightProblems looks at (tests pass their own). */

@@ -28,6 +28,8 @@ export const ADDRESSES = {
   router: '192.168.122.1',
   external: '192.168.122.139',
   gatewayHost: '192.168.122.192',
+  /** The second gateway node (failover lab only). */
+  standbyHost: '192.168.122.193',
   sourceIPs: ['192.168.122.200', '192.168.122.201'] as const,
   node: '192.168.122.10',
   podGateway: '10.244.0.1',
@@ -139,8 +141,8 @@ export async function buildNetwork(lab: Lab, options: { hosts?: Record<string, s
 }
 
 /** The snapshot lab: the network, plus the pods as namespaces, their HTTP servers and the service DNAT. */
-export async function buildTopology(lab: Lab): Promise<Topology> {
-  const network = await buildNetwork(lab);
+export async function buildTopology(lab: Lab, options: { hosts?: Record<string, string> } = {}): Promise<Topology> {
+  const network = await buildNetwork(lab, options);
   const { node } = network;
   const pods = {} as Record<keyof typeof PODS, LabPod>;
   let index = 0;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CommandError, displayCommand, errorMessage } from './errors.js';
 import { debugOutput, isDebug, mutate, run } from './exec.js';
 import type { Fields, Logger } from './log.js';
-import { stopProcesses } from './process.js';
+import { runningPids, stopProcesses } from './process.js';
 
 /**
  * What a plan is made of, for all three components, and the one function that carries a plan
@@ -40,6 +40,11 @@ export interface Action {
   interruptible?: boolean | undefined;
   /** The command leaves a background process behind (ssh -f): its stdout is not collected. */
   daemonizes?: boolean | undefined;
+  /**
+   * After the command, wait until this pid file names a running process: a daemon that forks
+   * writes it a moment after the command returns, and the next cycle must see it running.
+   */
+  waitsForPidFile?: string | undefined;
   /** Kill the command after this long (lib/exec's default otherwise). */
   timeoutMs?: number | undefined;
 }
@@ -150,6 +155,20 @@ async function applyOne(action: Action, options: ApplyOptions): Promise<void> {
     timeoutMs: action.timeoutMs,
     stdout: action.daemonizes ? 'ignore' : 'pipe',
   });
+  if (action.waitsForPidFile !== undefined) await waitForPidFile(action.waitsForPidFile);
+}
+
+const PID_FILE_TIMEOUT_MS = 5000;
+
+async function waitForPidFile(file: string): Promise<void> {
+  if (isDebug()) return;
+  const deadline = Date.now() + PID_FILE_TIMEOUT_MS;
+  for (;;) {
+    const pid = Number(fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '');
+    if (pid > 1 && (await runningPids([pid])).length > 0) return;
+    if (Date.now() >= deadline) throw new Error(`${file} names no running process ${PID_FILE_TIMEOUT_MS / 1000} s after the start`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function writeCheckedFile(target: { path: string; content: string }, check: readonly string[]): Promise<void> {

@@ -41,7 +41,8 @@ export interface LoopOptions {
   /**
    * A cheap check run every `everyMs` between cycles, for what no file watch can see (a process
    * that exited). When it answers true the next cycle starts at once; the cycle still observes
-   * everything afresh. A check that throws counts as false.
+   * everything afresh. A check that throws counts as false. There is no polling after a failed
+   * cycle: the backoff decides when the next one runs.
    */
   poll?: { everyMs: number; changed: (signal: AbortSignal) => Promise<boolean> };
   /**
@@ -91,9 +92,11 @@ export async function runLoop(options: LoopOptions): Promise<void> {
       cycle++;
       dirty = false;
       let delay = intervalMs;
+      let succeeded = false;
       try {
         const result = await reconcile(signal);
         failures = 0;
+        succeeded = true;
         if (result?.requeueAfterMs !== undefined) delay = Math.min(delay, result.requeueAfterMs);
         options.onCycle?.({ ok: true, cycle });
       } catch (error) {
@@ -109,7 +112,9 @@ export async function runLoop(options: LoopOptions): Promise<void> {
       }
       if (signal.aborted || dirty) continue;
       log.debug(`waiting up to ${(delay / 1000).toFixed(1)}s for the next cycle`);
-      const stopPolling = startPolling(options.poll, signal, log, () => wake?.());
+      // After a failure the backoff decides when to look again: a poll that keeps seeing what the
+      // cycle could not fix would otherwise start a cycle every few hundred milliseconds.
+      const stopPolling = succeeded ? startPolling(options.poll, signal, log, () => wake?.()) : () => undefined;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { preflightProblems } from '../lab/preflight.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
+import { benchFailover, renderFailover, type FailoverMeasurement } from './bench-failover.js';
 import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
 import { benchIptablesApply, type IptablesApplyMeasurement } from './bench-iptables.js';
 import { benchLatency, medianOf, type LatencyMeasurement } from './bench-latency.js';
@@ -20,6 +21,7 @@ interface Report {
   latency?: LatencyMeasurement;
   requests?: RequestMeasurement;
   tunnel?: TunnelMeasurement;
+  failover?: FailoverMeasurement;
   skipped?: string;
 }
 
@@ -73,7 +75,7 @@ function render(report: Report): string {
     );
   }
   if (report.skipped) {
-    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput): ${report.skipped}`);
+    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover): ${report.skipped}`);
     return out.join('\n');
   }
   if (report.iptables) {
@@ -161,15 +163,16 @@ function render(report: Report): string {
       ),
     );
   }
+  if (report.failover) out.push('', renderFailover(report.failover, table));
   return out.join('\n');
 }
 
-const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel'] as const;
+const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
-const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel'];
+const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover'];
 
 const program = new Command('bench')
-  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests and tunnel throughput in one run')
+  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests, tunnel throughput and failover in one run')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
   .addOption(new Option('--only <sections...>', 'run only these sections').choices(SECTIONS))
@@ -205,6 +208,10 @@ const program = new Command('bench')
       if (wanted.has('tunnel')) {
         progress('tunnel throughput');
         report.tunnel = await benchTunnel(options.quick ? 50e6 : 200e6);
+      }
+      if (wanted.has('failover')) {
+        progress('failover between two gateway nodes');
+        report.failover = await benchFailover(options.quick ? 3 : 4);
       }
     }
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);

@@ -11,6 +11,8 @@ import { applyChange, snapshotTarget, waitForChecks, type Check } from '../lab/c
 import { preflightProblems } from '../lab/preflight.js';
 import { binaryProblems, kubeBinaries } from '../lab/kube-binaries.js';
 import { clusterDemo } from './demo-cluster.js';
+import { stopFailoverLab, type FailoverLab } from '../lab/failover.js';
+import { failoverDemo } from './demo-failover.js';
 
 /**
  * npm run demo: the original README's setup on one Linux machine, in network namespaces, with
@@ -192,6 +194,49 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
   return ok;
 }
 
+/** `--failover`: two gateway nodes on keepalived; the holder loses its link and the standby takes over (scripts/demo-failover.ts). */
+async function demoWithFailover(): Promise<boolean> {
+  const problems = preflightProblems();
+  if (problems.length > 0) {
+    for (const problem of problems) process.stderr.write(`demo: ${problem}\n`);
+    return false;
+  }
+  if (Lab.leftovers(LAB_PREFIX).length > 0) {
+    process.stderr.write(`demo: a lab is already up (namespaces ${Lab.leftovers(LAB_PREFIX).join(', ')}). Remove it with: npm run demo -- --down\n`);
+    return false;
+  }
+  const lab = new Lab(LAB_PREFIX);
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupted: removing the lab...\n');
+    void lab.cleanup().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let fl: FailoverLab | undefined;
+  let summary: string | undefined;
+  try {
+    summary = await failoverDemo(lab, { say, step, chalk }, (made) => (fl = made));
+  } catch (error) {
+    process.stderr.write(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    for (const node of fl ? [fl.nodes.A, fl.nodes.B] : []) {
+      if (node.process) process.stderr.write(`--- last lines of node ${node.name}'s gateway log ---\n${node.process.output().split('\n').slice(-15).join('\n')}\n`);
+    }
+    if (fl) await stopFailoverLab(fl).catch((teardown: unknown) => process.stderr.write(`gateway teardown: ${String(teardown)}\n`));
+  } finally {
+    lab.adoptLeftovers();
+    await lab.cleanup();
+    const left = Lab.leftovers(LAB_PREFIX);
+    say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (summary) say(`\n${chalk.green.bold('Demo complete:')} ${summary}`);
+  return summary !== undefined;
+}
+
 async function fetchAsSeenBy(lab: Lab, topology: Topology): Promise<string> {
   const body = await httpGet(lab, topology.pods.pod1.netns, `http://${ADDRESSES.external}:8000/`);
   return body.replace(/^.* saw you as /, '');
@@ -210,9 +255,10 @@ const program = new Command('demo')
   .addOption(new Option('--keep', 'leave the lab running at the end and print how to use and remove it'))
   .addOption(new Option('--down', 'remove a lab left running by --keep'))
   .addOption(new Option('--snapshot', 'run the snapshot lab even when the control-plane binaries are built'))
-  .action(async (options: { keep?: boolean; down?: boolean; snapshot?: boolean }) => {
+  .addOption(new Option('--failover', 'two gateway nodes on keepalived instead: the holder of the IPs loses its link, the standby takes them over, timed').conflicts(['keep', 'snapshot']))
+  .action(async (options: { keep?: boolean; down?: boolean; snapshot?: boolean; failover?: boolean }) => {
     if (options.down) return down();
-    const ok = await demo(options.keep === true, options.snapshot === true);
+    const ok = options.failover ? await demoWithFailover() : await demo(options.keep === true, options.snapshot === true);
     process.exitCode = ok ? 0 : 1;
   });
 await program.parseAsync(process.argv);

@@ -40,13 +40,14 @@ function changes(calls: readonly StandinCall[]): string[] {
   return calls
     .filter((call) => {
       const words = call.argv;
-      if (call.program === 'iptables-save' || call.program === 'sshd-daemon') return false;
-      if (call.program === 'sshd') return !words.includes('-t');
+      if (call.program === 'iptables-save' || call.program === 'sshd-daemon' || call.program === 'keepalived-daemon') return false;
+      if (call.program === 'sshd' || call.program === 'keepalived') return !words.includes('-t');
+      if (call.program === 'sysctl') return words.includes('-w');
       if (call.program !== 'ip') return true;
       if (words.includes('exec')) return false; // the program it runs records itself
       return !words.some((word) => word === 'show' || word === 'list' || word === 'pids');
     })
-    .map((call) => `${call.program} ${call.argv.join(' ')}`.replace(paths.run, 'RUN').replace(STANDINS, 'STANDINS'));
+    .map((call) => `${call.program} ${call.argv.join(' ')}`.replaceAll(paths.run, 'RUN').replace(STANDINS, 'STANDINS'));
 }
 
 /** A stand-in call; those run through `ip netns exec` say in which namespace. */
@@ -393,5 +394,194 @@ describe('gateway: only the rules genrule writes reach iptables-restore', () => 
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(`${paths.ips}: line 2: "255.255.255.255" is the broadcast address`);
     expect(changes(newCalls())).toEqual([]);
+  });
+});
+
+// A failover cycle runs about twice as many stand-ins as a plain one.
+describe('gateway with failover (stand-ins for keepalived and sysctl too)', { timeout: 120_000 }, () => {
+  const HEX = { [IP1]: 'c0a87ac8', [IP2]: 'c0a87ac9' } as const;
+  const failover = { FAILOVER: 'on', VRRP_PRIORITY: '150' };
+  const gateway = (args: string[], extra: NodeJS.ProcessEnv = {}) => runBin('gateway', args, { env: { ...env, ...extra }, timeoutMs: 90_000 });
+
+  /** The stand-in host starts with the NIC's own address: the source of the VRRP adverts. */
+  beforeEach(() => {
+    const lo = { kind: null, mode: null, up: true, addrs: [] };
+    const eth0 = { kind: null, mode: null, up: true, addrs: ['192.168.122.192/24'] };
+    saveState({ namespaces: { '': { links: { lo, eth0 }, routes: [], nat: { chains: [], rules: [] } } } });
+  });
+
+  const keepalivedPid = (hex: string): number => Number(fs.readFileSync(path.join(paths.run, `keepalived-${hex}.pid`), 'utf8').trim());
+  const vrrpPid = (hex: string): number => Number(fs.readFileSync(path.join(paths.run, `keepalived-${hex}-vrrp.pid`), 'utf8').trim());
+  /** keepalived's part: the address (and the route) on the macvlan of the IP, as keepalived adds them when this node becomes the holder. */
+  function holdAddress(ip: string): void {
+    const current = state();
+    const hex = HEX[ip as keyof typeof HEX];
+    current.namespaces[`ns${hex}`]!.links[`macvlan${hex}`]!.addrs = [`${ip}/24`];
+    current.namespaces[`ns${hex}`]!.routes = [{ gateway: '192.168.122.1', dev: `macvlan${hex}` }];
+    saveState(current);
+  }
+  /** What keepalived's notify command does on a transition. */
+  async function announce(ip: string, role: string): Promise<void> {
+    const result = await gateway(['vrrp-notify', path.join(paths.run, 'vrrp-state'), 'INSTANCE', ip, role, '150']);
+    expect(result.exitCode, result.stderr).toBe(0);
+  }
+
+  it('sets up every IP without its address, with keepalived to hold it, and changes nothing on the second run', async () => {
+    const first = await gateway(['--once', paths.ips], failover);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const done = changes(newCalls());
+    expect(done.slice(0, 14)).toEqual([
+      'ip netns add nsc0a87ac8',
+      'sysctl -q -e -w net.ipv4.ip_nonlocal_bind=1 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1',
+      'ip link add macvlanc0a87ac8 link eth0 address 02:6b:c0:a8:7a:c8 type macvlan mode bridge',
+      'ip link set macvlanc0a87ac8 netns nsc0a87ac8',
+      'ip link add vrrpc0a87ac8 link eth0 type macvlan mode bridge',
+      'ip link set vrrpc0a87ac8 netns nsc0a87ac8',
+      'ip -n nsc0a87ac8 link set lo up',
+      'ip -n nsc0a87ac8 link set macvlanc0a87ac8 up',
+      'ip -n nsc0a87ac8 link set vrrpc0a87ac8 up',
+      // quickack on lo's routes; those of the address come when keepalived has added it.
+      'ip -n nsc0a87ac8 -batch -',
+      'iptables-restore ',
+      'sshd -f RUN/sshd-c0a87ac8.conf',
+      'keepalived --vrrp -f RUN/keepalived-c0a87ac8.conf -p RUN/keepalived-c0a87ac8.pid -r RUN/keepalived-c0a87ac8-vrrp.pid',
+      'ip netns add nsc0a87ac9',
+    ]);
+    expect(done.filter((call) => / address add | route (add|replace) /.test(call))).toEqual([]);
+    const config = fs.readFileSync(path.join(paths.run, 'keepalived-c0a87ac8.conf'), 'utf8');
+    expect(config).toContain('vrrp_instance 192.168.122.200 {');
+    expect(config).toContain('  virtual_router_id 200\n  priority 150\n');
+    expect(config).toContain('  mcast_src_ip 192.168.122.192\n  nopreempt\n');
+    expect(config).toContain(`  notify "${process.execPath} ${path.join(ROOT, 'bin/gateway')} vrrp-notify ${paths.run}/vrrp-state"`);
+    expect(isRunning(keepalivedPid('c0a87ac8')) && isRunning(vrrpPid('c0a87ac8')) && isRunning(keepalivedPid('c0a87ac9'))).toBe(true);
+    expect(state().namespaces.nsc0a87ac8!.links.macvlanc0a87ac8!.addrs).toEqual([]);
+
+    const second = await gateway(['--once', paths.ips], failover);
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('gives up an address at once when its keepalived is gone, before anything else, then starts keepalived again', async () => {
+    expect((await gateway(['--once', paths.ips], failover)).exitCode).toBe(0);
+    holdAddress(IP2);
+    const dead = [keepalivedPid('c0a87ac9'), vrrpPid('c0a87ac9')];
+    for (const pid of dead) process.kill(pid, 'SIGKILL');
+    await expect.poll(() => dead.some(isRunning)).toBe(false);
+    newCalls();
+
+    const result = await gateway(['--once', paths.ips], failover);
+
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`keepalived is not running for ${IP2}: no node may hold the address unannounced`);
+    expect(changes(newCalls())).toEqual([
+      'ip -n nsc0a87ac9 address del 192.168.122.201/24 dev macvlanc0a87ac9',
+      'keepalived --vrrp -f RUN/keepalived-c0a87ac9.conf -p RUN/keepalived-c0a87ac9.pid -r RUN/keepalived-c0a87ac9-vrrp.pid',
+    ]);
+    expect(result.stderr).toContain('keepalived not running (stale pid file) ip=192.168.122.201 command="rm -f');
+    expect(state().namespaces.nsc0a87ac9!.links.macvlanc0a87ac9!.addrs).toEqual([]);
+    expect(isRunning(keepalivedPid('c0a87ac9'))).toBe(true);
+  });
+
+  it('status shows the role keepalived announced per IP, as text and as JSON', async () => {
+    expect((await gateway(['--once', paths.ips], failover)).exitCode).toBe(0);
+    await announce(IP1, 'MASTER');
+    holdAddress(IP1);
+    await announce(IP2, 'BACKUP');
+    // The cycle that the MASTER record starts: quickack on the routes the kernel made for the address.
+    newCalls();
+    expect((await gateway(['--once', paths.ips], failover)).exitCode).toBe(0);
+    expect(changes(newCalls()).filter((call) => call.includes('-batch'))).toEqual(['ip -n nsc0a87ac8 -batch -']);
+
+    const text = await gateway(['status', paths.ips], failover);
+    expect(text.exitCode, text.stdout).toBe(0);
+    expect(text.stdout).toContain('failover    keepalived (managed), priority 150, nopreempt, advert every 0.5 s');
+    expect(text.stdout).toMatch(new RegExp(`vrrp {5}MASTER: holds the address \\(router id 200, priority 150, since [^)]+\\); keepalived pid ${keepalivedPid('c0a87ac8')}`));
+    expect(text.stdout).toMatch(/vrrp {5}BACKUP: standby \(router id 201, priority 150, since [^)]+\); keepalived pid \d+/);
+
+    const json = await gateway(['status', '--json', paths.ips], failover);
+    expect(json.exitCode).toBe(0);
+    const status = JSON.parse(json.stdout) as { ok: boolean; ips: { ip: string; vrrp: { role: string; holder: boolean; routerId: number } }[] };
+    expect(status.ok).toBe(true);
+    expect(status.ips.map((entry) => [entry.ip, entry.vrrp.role, entry.vrrp.holder, entry.vrrp.routerId])).toEqual([
+      [IP1, 'MASTER', true, 200],
+      [IP2, 'BACKUP', false, 201],
+    ]);
+
+    // keepalived gone: no role, and the next cycle would give up the address.
+    process.kill(keepalivedPid('c0a87ac8'), 'SIGKILL');
+    process.kill(vrrpPid('c0a87ac8'), 'SIGKILL');
+    await expect
+      .poll(async () => {
+        const down = await gateway(['status', paths.ips], failover);
+        return [down.exitCode, down.stdout.includes('vrrp     keepalived not running (router id 200)'), down.stdout.includes(`WRONG: keepalived is not running for ${IP1}`)];
+      })
+      .toEqual([1, true, true]);
+  });
+
+  it('with KEEPALIVED=external writes the configs but starts no keepalived, and status says it is not running', async () => {
+    const external = { ...failover, KEEPALIVED: 'external' };
+    const result = await gateway(['--once', paths.ips], external);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(changes(newCalls()).filter((call) => call.startsWith('keepalived'))).toEqual([]);
+    expect(fs.existsSync(path.join(paths.run, 'keepalived-c0a87ac8.conf'))).toBe(true);
+    const status = await gateway(['status', paths.ips], external);
+    expect(status.exitCode).toBe(1);
+    expect(status.stdout).toContain('WRONG: keepalived not running (KEEPALIVED=external: its service should run it)');
+  });
+
+  it('keepalived-config prints the config of each IP as it would write it', async () => {
+    const result = await gateway(['keepalived-config', paths.ips], { VRRP_PRIORITY: '120', VRRP_PREEMPT: 'on' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`# ${paths.run}/keepalived-c0a87ac8.conf\n# k8s-ext-connector gateway: keepalived for 192.168.122.200 in netns nsc0a87ac8`);
+    expect(result.stdout).toContain('vrrp_instance 192.168.122.201 {');
+    expect(result.stdout).toContain('  priority 120\n');
+    expect(result.stdout).not.toContain('nopreempt');
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('exits 2 naming ips.conf when two IPs would share a VRRP router id, and touches nothing', async () => {
+    fs.writeFileSync(paths.ips, `${IP1}\n10.0.0.200\n`);
+    const result = await gateway(['--once', paths.ips], failover);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${paths.ips}: 10.0.0.200: shares its last octet (the VRRP router id 200) with ${IP1}`);
+    expect(changes(newCalls())).toEqual([]);
+  });
+
+  it('refuses to run without a host key to share, instead of generating one', async () => {
+    const result = await gateway(['--once', paths.ips], { ...failover, HOST_KEY_DIR: work.dir });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`HOST_KEY_DIR ${work.dir} has no ssh_host_*_key: with failover every gateway node must present the same host key`);
+    expect(changes(newCalls()).filter((call) => call.includes('ssh-keygen'))).toEqual([]);
+  });
+
+  it('teardown stops keepalived and removes its files and the recorded roles', async () => {
+    expect((await gateway(['--once', paths.ips], failover)).exitCode).toBe(0);
+    await announce(IP1, 'BACKUP');
+    const pids = [keepalivedPid('c0a87ac8'), vrrpPid('c0a87ac8')];
+    const result = await gateway(['teardown', paths.ips]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(pids.map(isRunning)).toEqual([false, false]);
+    expect(fs.readdirSync(paths.run)).toEqual(['vrrp-state']);
+    expect(fs.readdirSync(path.join(paths.run, 'vrrp-state'))).toEqual([]);
+  });
+
+  it('keeps running: gives up the address when keepalived is killed, between cycles, without waiting for the resync', async () => {
+    const child = spawn(path.join(ROOT, 'bin/gateway'), [paths.ips], { env: { NO_COLOR: '1', ...env, ...failover, INTERVAL: '600' }, cwd: work.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => fs.existsSync(path.join(paths.run, 'keepalived-c0a87ac9.pid')) && isRunning(keepalivedPid('c0a87ac9')), { timeout: 60_000 }).toBe(true);
+      holdAddress(IP1);
+      const dead = [keepalivedPid('c0a87ac8'), vrrpPid('c0a87ac8')];
+      for (const pid of dead) process.kill(pid, 'SIGKILL');
+
+      // INTERVAL is 10 minutes: only the check between cycles that the daemons still run sees it.
+      await expect.poll(() => state().namespaces.nsc0a87ac8!.links.macvlanc0a87ac8!.addrs, { timeout: 30_000, interval: 50 }).toEqual([]);
+      await expect.poll(() => fs.existsSync(path.join(paths.run, 'keepalived-c0a87ac8.pid')) && !dead.includes(keepalivedPid('c0a87ac8')), { timeout: 30_000 }).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited, stderr).toBe(0);
   });
 });

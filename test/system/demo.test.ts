@@ -82,4 +82,22 @@ describe.skipIf(skip !== undefined)('npm run demo (the end-to-end lab)', () => {
     const ps = await run('ps', ['-C', 'ssh,sshd', '-o', 'args', '--no-headers'], { reject: false });
     expect(String(ps.stdout)).not.toContain('192.168.122.20');
   });
+
+  it('with --failover, shows node B taking the IPs over when node A loses its link, with its timings, and removes everything', { timeout: 300_000 }, async () => {
+    const result = await demo(['--failover']);
+
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    const out = String(result.stdout);
+    expect(out).toMatch(/node B holds 192\.168\.122\.200 after +\d+ ms/);
+    expect(out).toMatch(/my-pod1 -> external server \(as \.200\) again after +\d+ ms/);
+    expect(out).toMatch(/external server -> my-pod1 again after +\d+ ms/);
+    // Node A holds both IPs at first, node B after the failover, and keeps them when A is back.
+    expect(out.match(/192\.168\.122\.20[01] {2}MASTER/g)).toHaveLength(6);
+    expect(out).toMatch(/192\.168\.122\.200 {2}FAULT/);
+    expect(out).toContain('requests answered with a wrong source IP: 0 of');
+    expect(out).toContain('100 ms samples with two holders of one IP: 0 of');
+    expect(out).toContain('nothing left behind.');
+    expect(Lab.leftovers(LAB_PREFIX)).toEqual([]);
+  });
 });

@@ -9,6 +9,7 @@ import { namesFor } from '../../../gateway/names.js';
 import type { GatewayState, IpState } from '../../../gateway/observe.js';
 import type { Desired } from '../../../gateway/plan.js';
 import { permitsFor, renderSshdConfig } from '../../../gateway/sshd-config.js';
+import type { VrrpSettings } from '../../../gateway/vrrp.js';
 
 /** A gateway whose IP 192.168.122.200 is fully in place, as observed from captured output. */
 
@@ -19,6 +20,14 @@ export const IP = '192.168.122.200';
 export const placement = { netnsPrefix: 'ns', runDir: '/run' };
 export const names = namesFor(IP, placement);
 export const HOST_KEYS = ['/etc/ssh/ssh_host_ed25519_key'];
+/** Failover as the gateway would run it: managed keepalived, priority 150, nopreempt, adverts every 0.5 s. */
+export const VRRP_SETTINGS: VrrpSettings = {
+  keepalived: 'managed',
+  priority: 150,
+  preempt: false,
+  advertIntervalS: 0.5,
+  notifyCommand: ['/usr/bin/node', '/opt/k8s-ext-connector/bin/gateway', 'vrrp-notify', '/run/vrrp-state'],
+};
 export const rules = parseRules(fixture('rules.yaml'), 'rules.yaml');
 
 export function desired(overrides: Partial<Desired> = {}): Desired {

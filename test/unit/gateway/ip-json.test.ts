@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../../lib/iptables.js';
-import { isSshdFor, parseLinks, parseNetnsList } from '../../../gateway/ip-json.js';
+import { startedWithConfig, parseLinks, parseNetnsList } from '../../../gateway/ip-json.js';
 import { fixture } from './fixtures.js';
 
 describe('ip -json readers', () => {
@@ -30,13 +30,13 @@ describe('ip -json readers', () => {
   });
 });
 
-describe('isSshdFor', () => {
+describe('startedWithConfig', () => {
   it.each([
     ['the title sshd gives itself', 'sshd: /usr/sbin/sshd -f /run/sshd-c0a87ac8.conf [listener] 0 of 10-100 startups\0', true],
     ['an argv', '/usr/sbin/sshd\0-f\0/run/sshd-c0a87ac8.conf\0', true],
     ['another IP', 'sshd: /usr/sbin/sshd -f /run/sshd-c0a87ac9.conf [listener] 0 of 10-100 startups', false],
     ['a process that reused the pid', 'bash\0', false],
   ])('recognises %s', (_title, cmdline, expected) => {
-    expect(isSshdFor(cmdline, '/run/sshd-c0a87ac8.conf')).toBe(expected);
+    expect(startedWithConfig(cmdline, '/run/sshd-c0a87ac8.conf')).toBe(expected);
   });
 });

@@ -62,4 +62,47 @@ describe('gateway settings', () => {
     expect(resolveGatewaySettings('ips.conf', raw).ciphers).toEqual(['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com']);
     expect(resolveGatewaySettings('ips.conf', { ...raw, sshCiphers: 'chacha20-poly1305@openssh.com' }).ciphers).toEqual(['chacha20-poly1305@openssh.com']);
   });
+
+  describe('failover', () => {
+    const invocation = { node: '/usr/bin/node', script: '/opt/k8s-ext-connector/bin/gateway' };
+
+    it('is off unless FAILOVER says on', () => {
+      expect(resolveGatewaySettings('ips.conf', raw, invocation).vrrp).toBeUndefined();
+      expect(resolveGatewaySettings('ips.conf', { ...raw, failover: 'off' }, invocation).vrrp).toBeUndefined();
+    });
+
+    it('runs keepalived itself with nopreempt, priority 100 and an advert every 0.5 s by default, and names itself as the notify command', () => {
+      expect(resolveGatewaySettings('ips.conf', { ...raw, failover: 'on' }, invocation).vrrp).toEqual({
+        keepalived: 'managed',
+        priority: 100,
+        preempt: false,
+        advertIntervalS: 0.5,
+        notifyCommand: ['/usr/bin/node', '/opt/k8s-ext-connector/bin/gateway', 'vrrp-notify', '/run/vrrp-state'],
+      });
+    });
+
+    it('takes its settings from the flags or environment variables', () => {
+      const vrrp = resolveGatewaySettings('ips.conf', { ...raw, failover: 'yes', keepalived: 'external', vrrpPriority: '200', vrrpPreempt: 'on', vrrpAdvertInterval: '0.25' }, invocation).vrrp;
+      expect(vrrp).toMatchObject({ keepalived: 'external', priority: 200, preempt: true, advertIntervalS: 0.25 });
+    });
+
+    it.each([
+      [{ failover: 'maybe' }, 'FAILOVER: must be on or off, not "maybe"'],
+      [{ keepalived: 'systemd' }, 'KEEPALIVED: must be managed, external, not "systemd"'],
+      [{ vrrpPriority: '255' }, 'VRRP_PRIORITY: must be a whole number from 1 to 254, not "255"'],
+      [{ vrrpPriority: '0' }, 'VRRP_PRIORITY'],
+      [{ vrrpPreempt: 'sometimes' }, 'VRRP_PREEMPT'],
+      [{ vrrpAdvertInterval: '0.001' }, 'VRRP_ADVERT_INTERVAL: must be seconds from 0.05 to 40.95 in steps of 0.01, not "0.001"'],
+      [{ vrrpAdvertInterval: '60' }, 'VRRP_ADVERT_INTERVAL'],
+    ])('rejects %o with a clear message', (change, message) => {
+      expect(() => resolveGatewaySettings('ips.conf', { ...raw, failover: 'on', ...change }, invocation)).toThrow(ConfigError);
+      expect(() => resolveGatewaySettings('ips.conf', { ...raw, failover: 'on', ...change }, invocation)).toThrow(message);
+    });
+
+    it('refuses a program path keepalived could not run as its notify command', () => {
+      expect(() => resolveGatewaySettings('ips.conf', { ...raw, failover: 'on' }, { node: '/usr/bin/node', script: '/home/me/my gateway/bin/gateway' })).toThrow(
+        'FAILOVER: keepalived cannot run "/home/me/my gateway/bin/gateway" as its notify command: the path must not contain whitespace or quotes',
+      );
+    });
+  });
 });

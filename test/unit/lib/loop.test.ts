@@ -167,6 +167,22 @@ describe('runLoop: timing (fake timers)', () => {
     expect(loop.cycles()).toBe(1);
   });
 
+  it('does not poll after a failed cycle: the backoff, not the poll, decides when to retry', async () => {
+    vi.useFakeTimers();
+    let checks = 0;
+    const loop = startLoop({
+      reconcile: async () => {
+        throw new TerminalError('invalid configuration');
+      },
+      intervalMs: 10_000,
+      poll: { everyMs: 10, changed: async () => ++checks > 0 },
+    });
+    await settle();
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(checks).toBe(0);
+    expect(loop.cycles()).toBe(1);
+  });
+
   it('stops when the signal aborts during a cycle: that cycle finishes, no other starts, and the loop ends without waiting for the interval', async () => {
     vi.useFakeTimers();
     let release: (() => void) | undefined;
