@@ -1,8 +1,15 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { generateRules } from '../../../controller/genrule.js';
 import { parseSnapshot } from '../../../controller/snapshot.js';
+import { desiredFromSources } from '../../../forwarder/desired.js';
 import { tunnelArgv } from '../../../forwarder/tunnel.js';
+import { desiredNat, desiredPermits } from '../../../gateway/plan.js';
+import { readRulesFile } from '../../../gateway/rules-file.js';
+import { permitsInConfig } from '../../../gateway/sshd-config.js';
 import { parseIpsConf } from '../../../gateway/ipsconf.js';
 import { ConfigError } from '../../../lib/errors.js';
 import { parseExternalService } from '../../../lib/externalservice.js';
@@ -129,6 +136,33 @@ describe('properties', () => {
     );
     // The generators must reach the readers' accepting side too, or the property says nothing.
     expect(acceptedDocuments).toBeGreaterThan(0);
+  });
+
+  it('a rejected rules document changes nothing applied: the gateway plans no nat rules and keeps the permits its sshd has, the forwarder stops before planning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'k8s-ext-properties-'));
+    const file = join(dir, 'rules.yaml');
+    // The config of an sshd that runs with the permits of earlier, valid rules.
+    const runningConfig = 'PermitOpen 192.168.122.139:8000\nPermitListen 192.168.122.200:2049\n';
+    let rejected = 0;
+    try {
+      fc.assert(
+        fc.property(rulesDocument, (text) => {
+          writeFileSync(file, text);
+          const state = readRulesFile(file);
+          if (state.kind !== 'invalid') return;
+          rejected++;
+          expect(desiredNat(state, '192.168.122.200')).toBeUndefined();
+          expect(desiredPermits(state, '192.168.122.200', runningConfig)).toEqual(permitsInConfig(runningConfig));
+          expect(() =>
+            desiredFromSources({ dataFile: file, name: 'my-external-service1', sshUser: undefined, rulesConfigMap: undefined }, undefined, {}),
+          ).toThrow(ConfigError);
+        }),
+        RUNS,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(rejected).toBeGreaterThan(0);
   });
 
   it('an ips.conf is either rejected with a ConfigError or lists only unicast IPv4 addresses', () => {
