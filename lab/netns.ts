@@ -370,3 +370,23 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/**
+ * Runs `cleanup` when the script gets SIGINT or SIGTERM, then exits 130; a second signal exits at
+ * once. Returns the function that removes the handler again.
+ */
+export function cleanUpOnInterrupt(cleanup: () => Promise<unknown>): () => void {
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupted: removing the lab...\n');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}

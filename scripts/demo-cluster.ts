@@ -4,7 +4,7 @@ import type { Check } from '../lab/checks.js';
 import { startClusterChain, timeConfChange, waitForClusterChecks, type ClusterChain } from '../lab/cluster-chain.js';
 import { README_SOURCES } from '../lab/connector.js';
 import type { KubeBinaries } from '../lab/kube-binaries.js';
-import { Lab } from '../lab/netns.js';
+import { cleanUpOnInterrupt, Lab } from '../lab/netns.js';
 import { ADDRESSES, LAB_PREFIX } from '../lab/topology.js';
 
 /**
@@ -22,15 +22,13 @@ export interface DemoOutput {
 
 export async function clusterDemo(binaries: KubeBinaries, out: DemoOutput): Promise<{ ok: boolean; timings: number[] }> {
   const lab = new Lab(LAB_PREFIX);
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write('\ninterrupted: removing the lab...\n');
-    void chain?.cluster.stop().finally(() => lab.cleanup().finally(() => process.exit(130)));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopHandlingInterrupts = cleanUpOnInterrupt(async () => {
+    try {
+      await chain?.cluster.stop();
+    } finally {
+      await lab.cleanup();
+    }
+  });
   let chain: ClusterChain | undefined;
   let ok = false;
   const timings: number[] = [];
@@ -91,7 +89,6 @@ export async function clusterDemo(binaries: KubeBinaries, out: DemoOutput): Prom
   const left = Lab.leftovers(LAB_PREFIX);
   out.say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
   if (left.length > 0) ok = false;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  stopHandlingInterrupts();
   return { ok, timings };
 }

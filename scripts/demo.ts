@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { Chalk } from 'chalk';
 import { colorWanted } from '../lib/log.js';
-import { Lab } from '../lab/netns.js';
+import { cleanUpOnInterrupt, Lab } from '../lab/netns.js';
 import { ADDRESSES, LAB_PREFIX, buildTopology, httpGet, type Topology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway, type Connector } from '../lab/connector.js';
 import { applyChange, snapshotTarget, waitForChecks, type Check } from '../lab/checks.js';
@@ -85,15 +85,7 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
   );
 
   const lab = new Lab(LAB_PREFIX);
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write('\ninterrupted: removing the lab...\n');
-    void lab.cleanup().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopHandlingInterrupts = cleanUpOnInterrupt(() => lab.cleanup());
 
   let topology: Topology | undefined;
   let connector: Connector | undefined;
@@ -181,8 +173,7 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
       const left = Lab.leftovers(LAB_PREFIX);
       say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
     }
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopHandlingInterrupts();
   }
   if (ok) {
     const slowest = Math.round(Math.max(...timings));
@@ -206,15 +197,7 @@ async function demoWithFailover(): Promise<boolean> {
     return false;
   }
   const lab = new Lab(LAB_PREFIX);
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write('\ninterrupted: removing the lab...\n');
-    void lab.cleanup().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopHandlingInterrupts = cleanUpOnInterrupt(() => lab.cleanup());
   let fl: FailoverLab | undefined;
   let summary: string | undefined;
   try {
@@ -230,8 +213,7 @@ async function demoWithFailover(): Promise<boolean> {
     await lab.cleanup();
     const left = Lab.leftovers(LAB_PREFIX);
     say(left.length === 0 ? '  nothing left behind.' : `  left behind: ${left.join(', ')}`);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopHandlingInterrupts();
   }
   if (summary) say(`\n${chalk.green.bold('Demo complete:')} ${summary}`);
   return summary !== undefined;
