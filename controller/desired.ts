@@ -112,16 +112,21 @@ export function resolveConf(entries: readonly ConfEntry[], remembered: Readonly<
 /**
  * What is remembered of a valid conf file: the ExternalService it defines as one line of flow YAML,
  * without comments, defaults or unknown fields, which the same parser reads back to the same
- * ExternalService (typically a fifth of the file, so that hundreds fit in one annotation).
+ * ExternalService (typically a fifth of the file, so that hundreds fit in one annotation). Every
+ * string is quoted: a name such as `true` or `0123` would otherwise read back as a boolean or a number.
  */
+/** A JSON string is a double-quoted YAML scalar: read back as the same string, whatever it holds. */
+const quoted = (value: string): string => JSON.stringify(value);
+
 export function rememberedForm(service: ExternalService): string {
   const sources = service.sources.map(
-    (source) => `{service: {namespace: ${source.service.namespace}, name: ${source.service.name}}, sourceIP: ${source.sourceIP}${source.bidirectional ? '' : ', bidirectional: false'}}`,
+    (source) =>
+      `{service: {namespace: ${quoted(source.service.namespace)}, name: ${quoted(source.service.name)}}, sourceIP: ${quoted(source.sourceIP)}${source.bidirectional ? '' : ', bidirectional: false'}}`,
   );
   const ports = service.ports.map(
     (port) => `{port: ${port.port}${port.targetPort === port.port ? '' : `, targetPort: ${port.targetPort}`}${port.name === undefined ? '' : `, name: ${JSON.stringify(port.name)}`}}`,
   );
-  return `{kind: ExternalService, metadata: {name: ${service.name}}, spec: {targetIP: ${service.targetIP}, sources: [${sources.join(', ')}], ports: [${ports.join(', ')}]}}`;
+  return `{kind: ExternalService, metadata: {name: ${quoted(service.name)}}, spec: {targetIP: ${quoted(service.targetIP)}, sources: [${sources.join(', ')}], ports: [${ports.join(', ')}]}}`;
 }
 
 export interface DesiredRules {

@@ -125,4 +125,14 @@ describe('resolveConf', () => {
     const later = resolveConf([entry('a.yaml', BROKEN)], resolved.lastValid);
     expect(later.services).toEqual([{ ...original, file: '/conf/a.yaml' }]);
   });
+
+  it('remembers names that YAML would retype (true, 0123) as the same strings, so that their last valid version stays in force', () => {
+    const text = es('"true"').replace('{namespace: ns1, name: my-service1}', '{namespace: "0123", name: "true"}');
+    const resolved = resolveConf([entry('true.yaml', text)], {});
+    const { file: _file, ...original } = parseExternalService(text, '/conf/true.yaml').service!;
+    expect(original).toMatchObject({ name: 'true', sources: [{ service: { namespace: '0123', name: 'true' } }] });
+    const later = resolveConf([entry('true.yaml', text.replaceAll('"', ''))], resolved.lastValid);
+    expect(later.services).toEqual([{ ...original, file: '/conf/true.yaml' }]);
+    expect(later.lastValid).toEqual(resolved.lastValid);
+  });
 });
