@@ -55,7 +55,8 @@ async function down(): Promise<void> {
   say(`lab removed (namespaces ${LAB_PREFIX}*, their processes and files).`);
 }
 
-async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
+/** Whether this machine can run a lab now: the preflight finds nothing missing and no lab is up. Says why not. */
+function labCanStart(): boolean {
   const problems = preflightProblems();
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`demo: ${problem}\n`);
@@ -65,6 +66,11 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
     process.stderr.write(`demo: a lab is already up (namespaces ${Lab.leftovers(LAB_PREFIX).join(', ')}). Remove it with: npm run demo -- --down\n`);
     return false;
   }
+  return true;
+}
+
+async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
+  if (!labCanStart()) return false;
   const binaries = kubeBinaries();
   const missing = await binaryProblems(binaries);
   if (missing.length === 0 && !forceSnapshot && !keep) {
@@ -187,15 +193,7 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
 
 /** `--failover`: two gateway nodes on keepalived; the holder loses its link and the standby takes over (scripts/demo-failover.ts). */
 async function demoWithFailover(): Promise<boolean> {
-  const problems = preflightProblems();
-  if (problems.length > 0) {
-    for (const problem of problems) process.stderr.write(`demo: ${problem}\n`);
-    return false;
-  }
-  if (Lab.leftovers(LAB_PREFIX).length > 0) {
-    process.stderr.write(`demo: a lab is already up (namespaces ${Lab.leftovers(LAB_PREFIX).join(', ')}). Remove it with: npm run demo -- --down\n`);
-    return false;
-  }
+  if (!labCanStart()) return false;
   const lab = new Lab(LAB_PREFIX);
   const stopHandlingInterrupts = cleanUpOnInterrupt(() => lab.cleanup());
   let fl: FailoverLab | undefined;
