@@ -73,22 +73,26 @@ export function endpointSlice(namespace: string, service: string, ready: readonl
 
 /** Seeds the kubectl stand-in's store with objects (each needs kind and metadata.name). */
 export function seedKube(dir: string, objects: readonly Record<string, unknown>[]): void {
-  const resources: Record<string, string> = {
-    Pod: 'pods',
-    Service: 'services',
-    EndpointSlice: 'endpointslices',
-    ConfigMap: 'configmaps',
-    Secret: 'secrets',
-    Namespace: 'namespaces',
+  const resources: Record<string, [resource: string, apiVersion: string]> = {
+    Pod: ['pods', 'v1'],
+    Service: ['services', 'v1'],
+    EndpointSlice: ['endpointslices', 'discovery.k8s.io/v1'],
+    ConfigMap: ['configmaps', 'v1'],
+    Secret: ['secrets', 'v1'],
+    Namespace: ['namespaces', 'v1'],
+    ServiceAccount: ['serviceaccounts', 'v1'],
+    Role: ['roles', 'rbac.authorization.k8s.io/v1'],
+    RoleBinding: ['rolebindings', 'rbac.authorization.k8s.io/v1'],
   };
   for (const object of objects) {
     const kind = String(object.kind);
-    const resource = resources[kind];
-    if (!resource) throw new Error(`seedKube: unknown kind ${kind}`);
+    const known = resources[kind];
+    if (!known) throw new Error(`seedKube: unknown kind ${kind}`);
+    const [resource, apiVersion] = known;
     const metadata = object.metadata as { name: string; namespace?: string };
     const ns = resource === 'namespaces' ? '_' : (metadata.namespace ?? 'default');
     const file = path.join(dir, resource, ns, `${metadata.name}.json`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, `${JSON.stringify({ apiVersion: 'v1', ...object }, null, 2)}\n`);
+    fs.writeFileSync(file, `${JSON.stringify({ apiVersion, ...object }, null, 2)}\n`);
   }
 }
