@@ -117,7 +117,37 @@ export function publishRules(connector: Connector, rules: string): void {
   writeConfigMapVolume(connector.dataDir, { 'data.yaml': rules });
 }
 
-/** Starts bin/gateway on the gateway host (in a mount namespace that shares /run/netns). */
+/**
+ * The settings bin/gateway gets in the lab (every command: run, status, teardown), with
+ * `key` as the one authorized key (copied next to the rules file).
+ */
+export function gatewayEnv(connector: Connector, key: { publicKey: string }): NodeJS.ProcessEnv {
+  const authorizedKeys = path.join(connector.dir, 'gateway', 'authorized_keys');
+  fs.copyFileSync(key.publicKey, authorizedKeys);
+  return {
+    NO_COLOR: '1',
+    NETMASK: String(ADDRESSES.netmask),
+    DEFAULT_GATEWAY: ADDRESSES.router,
+    NIC: 'eth0',
+    RUN_DIR: connector.runDir,
+    NETNS_PREFIX: connector.netnsPrefix,
+    AUTHORIZED_KEYS_FILE: authorizedKeys,
+    HOST_KEY_DIR: connector.runDir,
+  };
+}
+
+/** Starts the bin/gateway loop on the gateway host (in a mount namespace that shares /run/netns) and returns at once. */
+export function spawnGateway(lab: Lab, topology: Network, connector: Connector, key: { publicKey: string }, logFile?: string, env: NodeJS.ProcessEnv = {}): LabProcess {
+  const handle = lab.spawn(topology.gatewayHost, [BIN('gateway'), '--rules-file', connector.rulesFile, connector.ipsConf], {
+    hostLike: true,
+    logFile,
+    env: { ...gatewayEnv(connector, key), ...env },
+  });
+  connector.gateway = handle;
+  return handle;
+}
+
+/** Starts bin/gateway on the gateway host; resolves once the sshds of the lab's source IPs accept connections. */
 export async function startGateway(
   lab: Lab,
   topology: Network,
@@ -126,24 +156,7 @@ export async function startGateway(
   logFile?: string,
   env: NodeJS.ProcessEnv = {},
 ): Promise<LabProcess> {
-  const authorizedKeys = path.join(connector.dir, 'gateway', 'authorized_keys');
-  fs.copyFileSync(key.publicKey, authorizedKeys);
-  const handle = lab.spawn(topology.gatewayHost, [BIN('gateway'), '--rules-file', connector.rulesFile, connector.ipsConf], {
-    hostLike: true,
-    logFile,
-    env: {
-      NO_COLOR: '1',
-      NETMASK: String(ADDRESSES.netmask),
-      DEFAULT_GATEWAY: ADDRESSES.router,
-      NIC: 'eth0',
-      RUN_DIR: connector.runDir,
-      NETNS_PREFIX: connector.netnsPrefix,
-      AUTHORIZED_KEYS_FILE: authorizedKeys,
-      HOST_KEY_DIR: connector.runDir,
-      ...env,
-    },
-  });
-  connector.gateway = handle;
+  const handle = spawnGateway(lab, topology, connector, key, logFile, env);
   for (const ip of ADDRESSES.sourceIPs) {
     await waitFor(async () => ((await lab.canConnect(topology.external, ip, 22)) ? true : undefined), 20_000, `the gateway's sshd on ${ip}`, handle);
   }

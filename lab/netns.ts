@@ -66,6 +66,11 @@ export interface SpawnOptions {
   logFile?: string;
 }
 
+/** `argv` in network namespace `ns` the way SpawnOptions.hostLike runs it (namespaces it adds are seen by everyone). */
+export function hostLikeArgv(ns: string, argv: readonly string[]): string[] {
+  return ['nsenter', `--net=/run/netns/${ns}`, '--', 'unshare', '--mount', '--propagation', 'unchanged', '--', ...argv];
+}
+
 export interface LabProcess {
   child: ChildProcess;
   /** stdout and stderr so far. */
@@ -156,11 +161,7 @@ export class Lab {
   spawn(ns: string | undefined, argv: readonly string[], options: SpawnOptions = {}): LabProcess {
     let command = [...argv];
     if (options.pidns) command = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', '--', ...command];
-    if (ns !== undefined) {
-      command = options.hostLike
-        ? ['nsenter', `--net=/run/netns/${ns}`, '--', 'unshare', '--mount', '--propagation', 'unchanged', '--', ...command]
-        : ['ip', 'netns', 'exec', ns, ...command];
-    }
+    if (ns !== undefined) command = options.hostLike ? hostLikeArgv(ns, command) : ['ip', 'netns', 'exec', ns, ...command];
     const [file, ...args] = command;
     const logFd = options.logFile ? fs.openSync(options.logFile, 'a') : undefined;
     const child = spawn(file as string, args, {
@@ -220,18 +221,19 @@ export class Lab {
   }
 
   /**
-   * Runs an sshd in `ns` with its own config, host key, authorized_keys and pid file in the lab's
-   * temp dir (GatewayPorts clientspecified, root login by key). Resolves once it listens.
+   * Runs an sshd in `ns` with its own config, authorized_keys and pid file in the lab's temp dir
+   * (GatewayPorts clientspecified, root login by key), and a host key of its own unless `hostKey`
+   * (a private key file several sshds may share) is given. Resolves once it listens.
    */
   async startSshd(
     ns: string,
-    options: { listenAddress: string; port?: number; authorizedKeys: readonly string[]; extraConfig?: readonly string[] },
+    options: { listenAddress: string; port?: number; authorizedKeys: readonly string[]; extraConfig?: readonly string[]; hostKey?: string },
   ): Promise<{ pid: number; configFile: string; pidFile: string; hostPublicKey: string }> {
     fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const id = `sshd-${ns}-${options.listenAddress}-${options.port ?? 22}`;
     const dir = path.join(this.tempDir, id);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const hostKey = path.join(dir, 'host_ed25519');
+    const hostKey = options.hostKey ?? path.join(dir, 'host_ed25519');
     if (!fs.existsSync(hostKey)) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
     const authorized = path.join(dir, 'authorized_keys');
     fs.writeFileSync(authorized, options.authorizedKeys.map((file) => fs.readFileSync(file, 'utf8').trim()).join('\n') + '\n', { mode: 0o600 });

@@ -34,7 +34,7 @@ export function originalTunnelArgv(key: string, kind: 'ssh-tunnel' | 'remote-ssh
 }
 
 /** `iptables -t nat -F`, then `iptables -A <rule words>` per line, as the original applies a table. */
-async function flushAndAdd(lab: Lab, ns: string, block: string | undefined): Promise<void> {
+export async function flushAndAdd(lab: Lab, ns: string, block: string | undefined): Promise<void> {
   await lab.exec(ns, ['iptables', '-t', 'nat', '-F']);
   for (const line of blockLines(block)) await lab.exec(ns, ['iptables', '-A', ...line.split(/\s+/)]);
 }
@@ -63,23 +63,34 @@ async function forgetNeighbours(lab: Lab, topology: Topology): Promise<void> {
   }
 }
 
+/**
+ * The original's setup of one gateway IP on the host namespace `gatewayHost` (NIC eth0): its
+ * netns (adopted by the lab for cleanup), the macvlan, lo and the device up, the address, the
+ * default route and the sshd; no nat rules. `hostKey` lets several sshds share one host key, as
+ * the original's sshds share the host's. Returns the netns and the sshd's pid.
+ */
+export async function setUpOriginalIp(lab: Lab, gatewayHost: string, ip: string, key: { publicKey: string }, hostKey?: string): Promise<{ ns: string; sshdPid: number }> {
+  const hex = ipToHex(ip);
+  const ns = `${lab.prefix}o${hex}`;
+  const device = `macvlan${hex}`;
+  await lab.exec(undefined, ['ip', 'netns', 'add', ns]);
+  lab.adoptNetns(ns);
+  await lab.exec(undefined, ['ip', '-n', gatewayHost, 'link', 'add', device, 'link', 'eth0', 'type', 'macvlan', 'mode', 'bridge']);
+  await lab.exec(undefined, ['ip', '-n', gatewayHost, 'link', 'set', device, 'netns', ns]);
+  await lab.exec(ns, ['ip', 'link', 'set', 'lo', 'up']);
+  await lab.exec(ns, ['ip', 'link', 'set', device, 'up']);
+  await lab.exec(ns, ['ip', 'addr', 'add', `${ip}/${ADDRESSES.netmask}`, 'dev', device]);
+  await lab.exec(ns, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.router]);
+  const sshd = await lab.startSshd(ns, { listenAddress: ip, authorizedKeys: [key.publicKey], ...(hostKey ? { hostKey } : {}) });
+  return { ns, sshdPid: sshd.pid };
+}
+
 export async function startOriginalPath(lab: Lab, topology: Topology, rulesText: string, key: { privateKey: string; publicKey: string }): Promise<OriginalPath> {
   const rules = parseRules(rulesText, 'rules');
   const gatewayNamespaces: string[] = [];
   for (const ip of ADDRESSES.sourceIPs) {
-    const hex = ipToHex(ip);
-    const ns = `${lab.prefix}o${hex}`;
-    const device = `macvlan${hex}`;
-    await lab.exec(undefined, ['ip', 'netns', 'add', ns]);
-    lab.adoptNetns(ns);
+    const { ns } = await setUpOriginalIp(lab, topology.gatewayHost, ip, key);
     gatewayNamespaces.push(ns);
-    await lab.exec(undefined, ['ip', '-n', topology.gatewayHost, 'link', 'add', device, 'link', 'eth0', 'type', 'macvlan', 'mode', 'bridge']);
-    await lab.exec(undefined, ['ip', '-n', topology.gatewayHost, 'link', 'set', device, 'netns', ns]);
-    await lab.exec(ns, ['ip', 'link', 'set', 'lo', 'up']);
-    await lab.exec(ns, ['ip', 'link', 'set', device, 'up']);
-    await lab.exec(ns, ['ip', 'addr', 'add', `${ip}/${ADDRESSES.netmask}`, 'dev', device]);
-    await lab.exec(ns, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.router]);
-    await lab.startSshd(ns, { listenAddress: ip, authorizedKeys: [key.publicKey] });
     await flushAndAdd(lab, ns, rules.gateway[ip]?.['iptables-rule']);
   }
   await forgetNeighbours(lab, topology);

@@ -49,10 +49,11 @@ function sourceIP(index: number): string {
   return `10.200.0.${(index % SOURCE_IPS) + 1}`;
 }
 
-export function confText(esIndex: number): string {
+/** ExternalService es-<esIndex>; source number n (es-<esIndex>'s sources are 4 x esIndex onwards) gets the source IP `sourceIPOf(n)`. */
+export function confText(esIndex: number, sourceIPOf: (serial: number) => string = sourceIP): string {
   const sources = Array.from({ length: SOURCES_PER_SERVICE }, (_, j) => {
     const namespace = `bench-ns${j}`;
-    return `    - service: {namespace: ${namespace}, name: svc-${esIndex}}\n      sourceIP: ${sourceIP(esIndex * SOURCES_PER_SERVICE + j)}\n`;
+    return `    - service: {namespace: ${namespace}, name: svc-${esIndex}}\n      sourceIP: ${sourceIPOf(esIndex * SOURCES_PER_SERVICE + j)}\n`;
   }).join('');
   return `apiVersion: externalservice.example.com/v1alpha1
 kind: ExternalService

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { preflightProblems } from '../lab/preflight.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
 import { benchFailover, renderFailover, type FailoverMeasurement } from './bench-failover.js';
+import { benchGatewayScale, FULL_SCALE, QUICK_SCALE, renderGatewayScale, type GatewayScaleMeasurement } from './bench-gateway-scale.js';
 import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
 import { benchIptablesApply, type IptablesApplyMeasurement } from './bench-iptables.js';
 import { benchLatency, medianOf, type LatencyMeasurement } from './bench-latency.js';
@@ -22,6 +23,7 @@ interface Report {
   requests?: RequestMeasurement;
   tunnel?: TunnelMeasurement;
   failover?: FailoverMeasurement;
+  gatewayScale?: GatewayScaleMeasurement;
   skipped?: string;
 }
 
@@ -75,7 +77,7 @@ function render(report: Report): string {
     );
   }
   if (report.skipped) {
-    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover): ${report.skipped}`);
+    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover, gateway at scale): ${report.skipped}`);
     return out.join('\n');
   }
   if (report.iptables) {
@@ -164,15 +166,16 @@ function render(report: Report): string {
     );
   }
   if (report.failover) out.push('', renderFailover(report.failover, table));
+  if (report.gatewayScale) out.push('', renderGatewayScale(report.gatewayScale, table));
   return out.join('\n');
 }
 
-const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel', 'failover'] as const;
+const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'] as const;
 type Section = (typeof SECTIONS)[number];
-const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover'];
+const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'];
 
 const program = new Command('bench')
-  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests, tunnel throughput and failover in one run')
+  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests, tunnel throughput, failover and the gateway at scale in one run')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
   .addOption(new Option('--only <sections...>', 'run only these sections').choices(SECTIONS))
@@ -212,6 +215,11 @@ const program = new Command('bench')
       if (wanted.has('failover')) {
         progress('failover between two gateway nodes');
         report.failover = await benchFailover(options.quick ? 3 : 4);
+      }
+      if (wanted.has('gateway-scale')) {
+        const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
+        progress(`bin/gateway with ${scale.ips} IPs and the rules of ${scale.externalServices} ExternalServices, beside the original's setup`);
+        report.gatewayScale = await benchGatewayScale(scale, progress);
       }
     }
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
