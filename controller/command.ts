@@ -21,20 +21,20 @@ export function buildControllerProgram(): Command {
   return buildProgram({ name: 'controller', description: 'k8s-ext-connector controller: runs forwarder pods and publishes the tunnel and iptables rules for the ExternalServices of CONF_DIR', usage: '[run] [--once] [options] CONF_DIR | status [options] CONF_DIR | teardown [options] CONF_DIR | genrule | validate | snapshot' }, table, [
     {
       name: 'run', argument: CONF_DIR, keys: RUN_KEYS,
-      description: 'reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods and services, the rules ConfigMap, the rules on the gateway node(s)',
+      description: 'reconcile every INTERVAL and at once when CONF_DIR changes: forwarder pods, services, ConfigMaps and their access, the rules on the gateway node(s)',
       action: (confDir, parsed) => runController(resolveControllerSettings(confDir, parsed), { once: parsed.once === true, log: createLogger('controller') }),
     },
     {
       name: 'status', argument: CONF_DIR, keys: STATUS_KEYS,
       description: 'show what is applied and what is wrong (exit 1 when anything is not applied, 2 when a conf file is invalid)',
       action: async (confDir, parsed) => {
-        const { gatewayToReport } = readSettings(table, ['gatewayToReport'], parsed);
-        exitWith(await showControllerStatus(confDir, resolveObjectSettings(parsed), gatewayToReport, process.stdout));
+        const { gatewayToReport, image } = readSettings(table, ['gatewayToReport', 'image'], parsed);
+        exitWith(await showControllerStatus(confDir, { ...resolveObjectSettings(parsed), image }, gatewayToReport, process.stdout));
       },
     },
     {
       name: 'teardown', argument: CONF_DIR, keys: OBJECT_KEYS,
-      description: 'delete the forwarder pods and services (of CONF_DIR and any left over), the ConfigMap, the secret and the namespace',
+      description: 'delete the forwarder pods, services, ConfigMaps, ServiceAccounts, Roles and RoleBindings (of CONF_DIR and any left over), the state ConfigMap, the secret and the namespace',
       action: (confDir, parsed) => teardownController(confDir, resolveObjectSettings(parsed), createLogger('controller/teardown')),
     },
     {

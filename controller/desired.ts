@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ConfigError, errorMessage } from '../lib/errors.js';
 import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import { listConfFiles, parseExternalService, type ExternalService, type LoadedExternalService } from '../lib/externalservice.js';
-import { serializeRules } from '../lib/rules.js';
+import { serializeRules, type RulesDocument } from '../lib/rules.js';
 import { generateRules } from './genrule.js';
 import type { ClusterSnapshot } from './snapshot.js';
 
@@ -130,18 +130,38 @@ export function rememberedForm(service: ExternalService): string {
 }
 
 export interface DesiredRules {
+  /** The whole document: exactly what `controller genrule` prints. */
   text: string;
-  sha256: string;
+  /** What the gateways receive (see gatewayDocument). */
+  gateway: { text: string; sha256: string };
+  /** Each forwarder's own document (by ExternalService name): its entry only. */
+  forwarders: Map<string, string>;
   warnings: string[];
   /** ExternalServices whose rules are left out because they would not fit (see MAX_BLOCK_LINES). */
   errors: ConfigError[];
 }
 
-/** The rules document for the services in force: exactly what `controller genrule` prints for them. */
+/** The rules for the services in force: the whole document, and the part each reader needs. */
 export function desiredRules(services: readonly LoadedExternalService[], snapshot: ClusterSnapshot, forwarderNamespace: string): DesiredRules {
   const { rules, warnings, errors } = generateRules(services, snapshot, { forwarderNamespace });
-  const text = serializeRules(rules);
-  return { text, sha256: sha256(text), warnings, errors };
+  const gateway = serializeRules(gatewayDocument(rules));
+  const forwarders = new Map(services.map((service) => [service.name, serializeRules(forwarderDocument(rules, service.name))]));
+  return { text: serializeRules(rules), gateway: { text: gateway, sha256: sha256(gateway) }, forwarders, warnings, errors };
+}
+
+/** One forwarder's document: its own entry (none while it has no rules), no gateway section. */
+export function forwarderDocument(rules: RulesDocument, name: string): RulesDocument {
+  const entry = rules.forwarder[name];
+  return { forwarder: entry === undefined ? {} : { [name]: entry }, gateway: {} };
+}
+
+/**
+ * What a gateway needs: its sections, and the forwarders' tunnel lines (its sshds permit exactly
+ * those); the forwarders' iptables rules stay out.
+ */
+export function gatewayDocument(rules: RulesDocument): RulesDocument {
+  const forwarder = Object.fromEntries(Object.entries(rules.forwarder).map(([name, entry]) => [name, { ...entry, 'iptables-rule': '' }]));
+  return { forwarder, gateway: rules.gateway };
 }
 
 export function sha256(text: string): string {

@@ -1,11 +1,14 @@
 import { run } from '../lib/exec.js';
 import { isPlainObject } from '../lib/yaml.js';
+import { MANAGED_BY, MANAGED_BY_LABEL } from './objects.js';
+import type { NamedObject, ObservedForwarderConfigMap, ObservedForwarderObjects, ObservedRole } from './plan.js';
 import type { ObjectSettings } from './settings.js';
 import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type ClusterSnapshot, type ObjectMaps } from './snapshot.js';
 
 /**
  * What the controller reads each cycle, with a constant number of kubectl calls: the cluster
- * snapshot (pods, services, endpoints) plus the namespace, the secret and the rules ConfigMap.
+ * snapshot (pods, services, endpoints) plus the namespace, the secret, the state ConfigMap and, in
+ * one call, the forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings.
  * Any failing read throws, so a cycle never acts on a partial picture.
  */
 
@@ -18,11 +21,7 @@ export interface ObservedCluster {
   namespaceExists: boolean;
   secretExists: boolean;
   configMap: ObservedConfigMap | undefined;
-}
-
-export interface NamedObject {
-  name: string;
-  labels: Record<string, string>;
+  forwarderObjects: ObservedForwarderObjects;
 }
 
 /** What teardown needs: the controller's objects in its namespace. */
@@ -33,6 +32,7 @@ export interface ObservedNamespace {
   configMap: Record<string, string> | undefined;
   pods: NamedObject[];
   services: NamedObject[];
+  forwarderObjects: ObservedForwarderObjects;
 }
 
 interface ReadOptions {
@@ -40,24 +40,26 @@ interface ReadOptions {
 }
 
 export async function observeCluster(settings: ObjectSettings, options: ReadOptions = {}): Promise<ObservedCluster> {
-  const [snapshot, namespaceExists, secretExists, configMap] = await Promise.all([
+  const [snapshot, namespaceExists, secretExists, configMap, forwarderObjects] = await Promise.all([
     readClusterSnapshot({ namespace: settings.namespace, signal: options.signal }),
     exists(['namespace', settings.namespace], options),
     exists(['secret', settings.secretName, '-n', settings.namespace], options),
     readConfigMap(settings, options),
+    readForwarderObjects(settings.namespace, options),
   ]);
-  return { snapshot, namespaceExists, secretExists, configMap };
+  return { snapshot, namespaceExists, secretExists, configMap, forwarderObjects };
 }
 
 export async function observeNamespace(settings: ObjectSettings, options: ReadOptions = {}): Promise<ObservedNamespace> {
-  const [namespace, secretExists, configMap, pods, services] = await Promise.all([
+  const [namespace, secretExists, configMap, pods, services, forwarderObjects] = await Promise.all([
     labelsIfExists(['namespace', settings.namespace], options),
     exists(['secret', settings.secretName, '-n', settings.namespace], options),
     labelsIfExists(['configmap', settings.configMapName, '-n', settings.namespace], options),
     list('pods', settings.namespace, options),
     list('services', settings.namespace, options),
+    readForwarderObjects(settings.namespace, options),
   ]);
-  return { namespace, secretExists, configMap, pods, services };
+  return { namespace, secretExists, configMap, pods, services, forwarderObjects };
 }
 
 /** `kubectl get ... --ignore-not-found` prints nothing for a missing object and fails on real errors. */
@@ -86,4 +88,24 @@ async function list(resource: 'pods' | 'services', namespace: string, options: R
     objects.push({ name: item.metadata.name, labels: stringMap(item.metadata.labels) });
   }
   return objects;
+}
+
+const FORWARDER_RESOURCES = ['configmaps', 'serviceaccounts', 'roles.rbac.authorization.k8s.io', 'rolebindings.rbac.authorization.k8s.io'];
+
+/** The forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings: those with the controller's label, in one call. */
+export async function readForwarderObjects(namespace: string, options: ReadOptions): Promise<ObservedForwarderObjects> {
+  const items = await kubectlList([FORWARDER_RESOURCES.join(','), '-n', namespace, '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY}`], options);
+  const configMaps: ObservedForwarderConfigMap[] = [];
+  const serviceAccounts: NamedObject[] = [];
+  const roles: ObservedRole[] = [];
+  const roleBindings: NamedObject[] = [];
+  for (const item of items) {
+    if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
+    const named = { name: item.metadata.name, labels: stringMap(item.metadata.labels) };
+    if (item.kind === 'ConfigMap') configMaps.push({ ...named, data: stringMap(item.data), annotations: stringMap(item.metadata.annotations) });
+    else if (item.kind === 'ServiceAccount') serviceAccounts.push(named);
+    else if (item.kind === 'Role') roles.push({ ...named, rules: item.rules });
+    else if (item.kind === 'RoleBinding') roleBindings.push(named);
+  }
+  return { configMaps, serviceAccounts, roles, roleBindings };
 }

@@ -7,22 +7,35 @@ import { throwIfAborted, type ActionFailure } from '../lib/action.js';
 import { applyControllerActions } from './apply.js';
 import { withRulesFile } from './deliver.js';
 import { desiredRules, readConf, resolveConf, type InvalidConf } from './desired.js';
-import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
+import { DELIVERED_ANNOTATION, parseStringMap } from './objects.js';
 import { observeCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, lastValidWithinLimit, planCycleObjects, planDeliveries, planPublish, publicationProblem } from './plan.js';
+import {
+  configMapAfterInit,
+  deliveredAfter,
+  desiredForwarderConfigMaps,
+  hostsLacking,
+  objectActions,
+  planCycleObjects,
+  planDeliveries,
+  planForwarderConfigMaps,
+  planState,
+  rememberedConf,
+} from './plan.js';
 import type { ControllerSettings } from './settings.js';
 
 /**
  * One reconcile cycle of the controller, and the loop around it. Each cycle reads everything
  * afresh (conf files first, then one cluster snapshot), then:
- *   plan:  namespace, secret, ConfigMap (when missing), forwarder pods and services, leftovers,
- *          and the copy of the rules to every gateway host that has not received them;
+ *   plan:  namespace, secret, state ConfigMap (when missing), each forwarder's ServiceAccount,
+ *          Role, RoleBinding, ConfigMap (when missing), pod and Service, leftovers, and the copy
+ *          of the gateways' rules to every gateway host that has not received them;
  *   apply: those actions;
- *   plan:  the ConfigMap (rules, per-host delivery state, last valid conf files), from the
- *          delivery outcomes; apply it.
- * The publish is planned second because the annotation records which hosts received the rules,
- * which is known only once the copies ran; it is still a pure function of what was observed and
- * of which delivery scopes failed. A failing read ends the cycle before anything is published.
+ *   plan:  the forwarder ConfigMaps whose rules changed, and the state ConfigMap (which rules
+ *          each gateway host received), from the delivery outcomes; apply them.
+ * The publish is planned second because the gateways must hold the new rules before any forwarder
+ * sees them, and the state records which hosts received them, known only once the copies ran; it
+ * is still a pure function of what was observed and of which delivery scopes failed. A failing
+ * read ends the cycle before anything is published.
  */
 
 /** How soon to look again while a forwarder pod has no IP yet (its rules wait for it). */
@@ -55,8 +68,7 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   const observed = await observeCluster(settings, { signal });
   throwIfAborted(signal);
 
-  const annotations = observed.configMap?.annotations ?? {};
-  const conf = resolveConf(entries, parseStringMap(annotations[LAST_VALID_ANNOTATION]));
+  const conf = resolveConf(entries, rememberedConf(observed.configMap, observed.forwarderObjects.configMaps));
   for (const invalid of conf.invalid) {
     log.error(
       invalid.lastValidInForce
@@ -69,35 +81,34 @@ export async function reconcileCycle(settings: ControllerSettings, context: Cycl
   // An ExternalService whose rules cannot be written counts as invalid input.
   const invalid = conf.invalid.concat(rules.errors.map((error) => ({ file: error.file, errors: [error], lastValidInForce: false })));
   logWarnings(log, [...skipped.map((entry) => entry.message), ...conf.warnings, ...rules.warnings], context.previousWarnings);
-  const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(annotations[DELIVERED_ANNOTATION]), rulesSha256: rules.sha256 };
+  const stateAnnotations = observed.configMap?.annotations ?? {};
+  const delivery = { hosts: settings.gatewayHosts, delivered: parseStringMap(stateAnnotations[DELIVERED_ANNOTATION]), rulesSha256: rules.gateway.sha256 };
+  const forwarders = desiredForwarderConfigMaps(conf.services, rules.forwarders, conf.lastValid, settings);
+  for (const problem of forwarders.problems) log.error(problem);
+  const tooLarge = forwarders.problems.map((problem) => ({ action: { reason: 'publish a forwarder ConfigMap', argv: [] }, error: new Error(problem) }));
 
-  const objectActions = planCycleObjects(conf, observed, settings);
+  const objects = objectActions(planCycleObjects(conf, observed, forwarders.configMaps, settings), settings);
   const applyPlan = async (localFile: string | undefined): Promise<{ actions: number; failures: ActionFailure[] }> => {
-    const actions = [...objectActions, ...(localFile === undefined ? [] : planDeliveries({ ...delivery, localFile }, settings))];
+    const actions = [...objects, ...(localFile === undefined ? [] : planDeliveries({ ...delivery, localFile }, settings))];
     return { actions: actions.length, failures: await applyControllerActions(actions, { log, signal }) };
   };
   const podIPs = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod.podIP]));
   const podsWithoutIP = conf.services.filter((service) => podIPs.get(service.name) === undefined).map((service) => service.name);
 
-  const configMap = configMapAfterInit(observed.configMap, settings);
-  const tooLarge = publicationProblem(rules.text, configMap, settings);
-  if (tooLarge !== undefined) {
-    log.error(tooLarge);
-    const objects = await applyPlan(undefined);
-    const failures = [...objects.failures, { action: { reason: 'publish the rules', argv: [] }, error: new Error(tooLarge) }];
-    return { invalid, failures, podsWithoutIP, changes: objects.actions };
-  }
-
-  const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.text, applyPlan) : await applyPlan(undefined);
+  // The gateways first: a forwarder must never ask for a tunnel its gateway does not permit yet.
+  const first = hostsLacking(delivery.hosts, delivery.delivered, delivery.rulesSha256).length > 0 ? await withRulesFile(rules.gateway.text, applyPlan) : await applyPlan(undefined);
 
   const failedScopes = new Set(first.failures.map((failure) => failure.action.scope));
   const delivered = deliveredAfter(delivery, failedScopes);
-  const remembered = lastValidWithinLimit(conf.lastValid, delivered, configMap, settings);
-  const rememberFailure = remembered.problem === undefined ? [] : [{ action: { reason: 'record the last valid conf files', argv: [] }, error: new Error(remembered.problem) }];
-  if (remembered.problem !== undefined) log.error(remembered.problem);
-  const publishActions = planPublish({ rules: rules.text, delivered, lastValid: remembered.lastValid }, configMap, settings);
-  const failures = [...first.failures, ...rememberFailure, ...(await applyControllerActions(publishActions, { log, signal }))];
-  return { invalid, failures, podsWithoutIP, changes: first.actions + publishActions.length };
+  const publish = objectActions(
+    [
+      ...planForwarderConfigMaps(forwarders.configMaps, observed.forwarderObjects.configMaps, settings),
+      ...planState({ delivered, dropLegacy: first.failures.length === 0 && tooLarge.length === 0 }, configMapAfterInit(observed.configMap), settings),
+    ],
+    settings,
+  );
+  const failures = [...first.failures, ...tooLarge, ...(await applyControllerActions(publish, { log, signal }))];
+  return { invalid, failures, podsWithoutIP, changes: first.actions + publish.length };
 }
 
 function logWarnings(log: Logger, warnings: readonly string[], previous: Set<string> | undefined): void {

@@ -50,6 +50,15 @@ const readableFile: Parse<string> = (value, env) => {
   return value;
 };
 
+/** Room for `-<ExternalService name>` (at most 63 characters) within the 253 of a ConfigMap name. */
+export const CONFIGMAP_NAME_MAX = 253 - 64;
+
+const configMapName: Parse<string> = (value, env) => {
+  const name = matching(DNS1123_SUBDOMAIN, 'a ConfigMap name')(value, env);
+  if (name.length > CONFIGMAP_NAME_MAX) throw invalid(env, `is ${name.length} characters; at most ${CONFIGMAP_NAME_MAX} leave room for the forwarder ConfigMaps' names (NAME-<ExternalService name>)`);
+  return name;
+};
+
 const GATEWAY_FLAG = '--gateway <hosts>';
 
 export const CONTROLLER_SETTINGS = {
@@ -60,7 +69,13 @@ export const CONTROLLER_SETTINGS = {
     help: 'namespace of the forwarder pods, services, ConfigMap and secret',
     parse: matching(DNS1123_LABEL, 'a namespace name (DNS-1123 label)'),
   }),
-  configMapName: withDefault({ flag: '--configmap-name <name>', env: 'CONFIGMAP_NAME', default: 'external-service-data', help: 'ConfigMap that holds the rules', parse: matching(DNS1123_SUBDOMAIN, 'a ConfigMap name') }),
+  configMapName: withDefault({
+    flag: '--configmap-name <name>',
+    env: 'CONFIGMAP_NAME',
+    default: 'external-service-data',
+    help: "ConfigMap of the controller's state; each forwarder's rules go into NAME-<ExternalService name>",
+    parse: configMapName,
+  }),
   configMapKey: withDefault({ flag: '--configmap-key <key>', env: 'CONFIGMAP_KEY', default: 'data.yaml', help: 'key of the rules in the ConfigMap', parse: matching(DATA_KEY, 'a ConfigMap key') }),
   secretName: withDefault({ flag: '--secret-name <name>', env: 'SECRET_NAME', default: 'my-ssh-key', help: 'secret that holds the ssh key for the forwarders', parse: matching(DNS1123_SUBDOMAIN, 'a secret name') }),
   secretKey: withDefault({ flag: '--secret-key <key>', env: 'SECRET_KEY', default: 'id_rsa', help: 'key of the ssh key in the secret', parse: matching(DATA_KEY, 'a secret key') }),
@@ -83,7 +98,7 @@ export const CONTROLLER_SETTINGS = {
 /** The settings that name the Kubernetes objects (run, teardown and status share them). */
 export const OBJECT_KEYS = ['namespace', 'configMapName', 'configMapKey', 'secretName', 'secretKey'] as const;
 export const RUN_KEYS = [...OBJECT_KEYS, 'image', 'interval', 'gatewayPath', 'sshKeyPath', 'gateway'] as const;
-export const STATUS_KEYS = [...OBJECT_KEYS, 'gatewayToReport'] as const;
+export const STATUS_KEYS = [...OBJECT_KEYS, 'image', 'gatewayToReport'] as const;
 
 export function resolveObjectSettings(parsed: Record<string, unknown>): ObjectSettings {
   return readSettings(CONTROLLER_SETTINGS, OBJECT_KEYS, parsed);

@@ -2,6 +2,7 @@ import { ConfigError, errorMessage, OutputError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { INPUT_LIMITS, readInputFile } from '../lib/input-file.js';
 import { isPlainObject } from '../lib/yaml.js';
+import { POD_SPEC_ANNOTATION } from './objects.js';
 
 /**
  * What the controller knows of the cluster in one cycle, read with a constant number of kubectl
@@ -20,6 +21,8 @@ export interface PodInfo {
   /** status.podIP; undefined while the pod has none (kubectl's `<none>`). */
   podIP: string | undefined;
   labels: Record<string, string>;
+  /** The sha256 of the spec the controller made the pod from (its annotation), for forwarder pods. */
+  specSha256?: string | undefined;
 }
 
 export interface ServicePortInfo {
@@ -143,7 +146,10 @@ function podFromObject(object: unknown): PodInfo | undefined {
   const metadata = metadataOf(object);
   if (!metadata || !isPlainObject(object)) return undefined;
   const status = isPlainObject(object.status) ? object.status : {};
-  return { namespace: metadata.namespace, name: metadata.name, podIP: optionalString(status.podIP), labels: metadata.labels };
+  const pod: PodInfo = { namespace: metadata.namespace, name: metadata.name, podIP: optionalString(status.podIP), labels: metadata.labels };
+  const specSha256 = metadata.annotations[POD_SPEC_ANNOTATION];
+  if (specSha256 !== undefined) pod.specSha256 = specSha256;
+  return pod;
 }
 
 function serviceFromObject(object: unknown): ServiceInfo | undefined {

@@ -1,10 +1,19 @@
 import path from 'node:path';
 import { EXIT, type ExitCode } from '../lib/cli.js';
 import { desiredRules, readConf, resolveConf, type ConfEntry } from './desired.js';
-import { DELIVERED_ANNOTATION, isManaged, LAST_VALID_ANNOTATION, parseStringMap } from './objects.js';
+import { DELIVERED_ANNOTATION, forwarderConfigMapName, isManaged, parseStringMap, type PodSettings } from './objects.js';
 import { observeCluster, type ObservedCluster } from './observe.js';
-import { configMapAfterInit, deliveredAfter, hostsLacking, planCycleObjects, planPublish, serviceDifference } from './plan.js';
-import type { ObjectSettings } from './settings.js';
+import {
+  configMapAfterInit,
+  deliveredAfter,
+  desiredForwarderConfigMaps,
+  hostsLacking,
+  planCycleObjects,
+  planForwarderConfigMaps,
+  planState,
+  rememberedConf,
+  serviceDifference,
+} from './plan.js';
 
 /**
  * `controller status CONF_DIR`: what is applied (objects, whether the ConfigMap and each gateway
@@ -18,6 +27,8 @@ export interface ExternalServiceStatus {
   fromLastValid: boolean;
   pod: string;
   service: string;
+  /** Its ConfigMap holds the current rules, older ones, or is missing. */
+  rules: 'current' | 'older' | 'missing';
 }
 
 export interface StatusReport {
@@ -43,21 +54,23 @@ export function buildStatus(
   confDir: string,
   entries: readonly ConfEntry[],
   observed: ObservedCluster,
-  settings: ObjectSettings,
+  settings: PodSettings,
   gatewayHosts: readonly string[] | undefined,
 ): StatusReport {
-  const annotations = observed.configMap?.annotations ?? {};
-  const conf = resolveConf(entries, parseStringMap(annotations[LAST_VALID_ANNOTATION]));
+  const conf = resolveConf(entries, rememberedConf(observed.configMap, observed.forwarderObjects.configMaps));
   const rules = desiredRules(conf.services, observed.snapshot, settings.namespace);
-  const delivered = parseStringMap(annotations[DELIVERED_ANNOTATION]);
+  const delivered = parseStringMap(observed.configMap?.annotations[DELIVERED_ANNOTATION]);
   const hosts = gatewayHosts ?? Object.keys(delivered).sort();
-  const delivery = { hosts, delivered, rulesSha256: rules.sha256 };
-  // Only the contents of the objects depend on the image and the key, not which actions are planned.
+  const delivery = { hosts, delivered, rulesSha256: rules.gateway.sha256 };
+  const forwarders = desiredForwarderConfigMaps(conf.services, rules.forwarders, conf.lastValid, settings);
+  // Only the contents of the objects depend on the key file, not which actions are planned.
   const planned = [
-    ...planCycleObjects(conf, observed, { ...settings, image: '', sshKeyPath: '' }),
-    ...planPublish({ rules: rules.text, delivered: deliveredAfter(delivery, new Set()), lastValid: conf.lastValid }, configMapAfterInit(observed.configMap, settings), settings),
+    ...planCycleObjects(conf, observed, forwarders.configMaps, { ...settings, sshKeyPath: '' }),
+    ...planForwarderConfigMaps(forwarders.configMaps, observed.forwarderObjects.configMaps, settings),
+    ...planState({ delivered: deliveredAfter(delivery, new Set()), dropLegacy: true }, configMapAfterInit(observed.configMap), settings),
   ];
-  const lacking = new Set(hostsLacking(hosts, delivered, rules.sha256));
+  const lacking = new Set(hostsLacking(hosts, delivered, rules.gateway.sha256));
+  const configMaps = new Map(observed.forwarderObjects.configMaps.map((configMap) => [configMap.name, configMap]));
 
   const pods = new Map(observed.snapshot.pods.filter((pod) => pod.namespace === settings.namespace).map((pod) => [pod.name, pod]));
   const services = new Map(
@@ -67,13 +80,15 @@ export function buildStatus(
   const externalServices = conf.services.map((service): ExternalServiceStatus => {
     const pod = pods.get(service.name);
     const podState = !pod ? 'missing' : pod.podIP === undefined ? 'no IP yet' : `${pod.podIP}${isManaged(pod.labels) ? '' : ' (not created by this controller)'}`;
+    const configMap = configMaps.get(forwarderConfigMapName(service.name, settings));
+    const rulesState = !configMap ? 'missing' : configMap.data[settings.configMapKey] === forwarders.configMaps.get(service.name)?.rules ? 'current' : 'older';
     const existing = services.get(service.name);
     const difference = existing && serviceDifference(service, existing);
     const serviceState =
       service.ports.length === 0
         ? existing ? 'present, but the ExternalService has no ports' : 'none (no ports)'
         : !existing ? 'missing' : difference === undefined ? `${existing.clusterIP ?? 'no cluster IP'}` : `outdated: ${difference}`;
-    return { name: service.name, file: service.file, fromLastValid: fallbackFiles.has(service.file), pod: podState, service: serviceState };
+    return { name: service.name, file: service.file, fromLastValid: fallbackFiles.has(service.file), pod: podState, service: serviceState, rules: rulesState };
   });
 
   const gateways = hosts.map((host) => ({
@@ -89,12 +104,12 @@ export function buildStatus(
   const problems = [
     ...conf.invalid.map((invalid) => `invalid conf file ${invalid.file}${invalid.lastValidInForce ? ' (its last valid version is in force)' : ''}`),
     ...rules.errors.map((error) => error.message),
-    ...planned.map((action) => action.reason),
+    ...forwarders.problems,
+    ...planned.map((change) => change.reason),
     ...gateways.filter((gateway) => lacking.has(gateway.host)).map((gateway) => `gateway ${gateway.host} ${gateway.state}`),
     ...externalServices.filter((service) => service.pod === 'no IP yet').map((service) => `forwarder pod ${service.name} has no IP yet`),
     ...(hosts.length === 0 ? ['no gateway host is known (set GATEWAY_NODE_IP)'] : []),
   ];
-  const configMapCurrent = observed.configMap?.data[settings.configMapKey] === rules.text;
   return {
     confDir,
     confFiles: entries.length,
@@ -103,7 +118,7 @@ export function buildStatus(
     objects: [
       { kind: 'namespace', name: settings.namespace, state: observed.namespaceExists ? 'present' : 'missing' },
       { kind: 'secret', name: settings.secretName, state: observed.secretExists ? 'present' : 'missing' },
-      { kind: 'configmap', name: settings.configMapName, state: !observed.configMap ? 'missing' : configMapCurrent ? 'holds the current rules' : 'holds older rules' },
+      { kind: 'configmap', name: settings.configMapName, state: observed.configMap ? 'present' : 'missing' },
     ],
     externalServices,
     gateways,
@@ -122,7 +137,7 @@ export function formatStatus(report: StatusReport): string {
   if (report.externalServices.length === 0) lines.push('  (none)');
   for (const service of report.externalServices) {
     const origin = service.fromLastValid ? `${path.basename(service.file)}, last valid version` : path.basename(service.file);
-    lines.push(`  ${service.name} (${origin}): pod ${service.pod}; service ${service.service}`);
+    lines.push(`  ${service.name} (${origin}): pod ${service.pod}; service ${service.service}; rules ${service.rules}`);
   }
   lines.push('gateways:');
   if (report.gateways.length === 0) lines.push('  (none known)');
@@ -141,7 +156,7 @@ export function formatStatus(report: StatusReport): string {
 /** Reads and prints the status; the exit code is 2 when a conf file is invalid, else 1 when anything is not applied. */
 export async function showControllerStatus(
   confDir: string,
-  settings: ObjectSettings,
+  settings: PodSettings,
   gatewayHosts: readonly string[] | undefined,
   output: { write(text: string): unknown },
 ): Promise<ExitCode> {

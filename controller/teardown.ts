@@ -5,12 +5,13 @@ import type { Logger } from '../lib/log.js';
 import { abortOnSignals } from '../lib/signals.js';
 import { applyControllerActions } from './apply.js';
 import { observeNamespace } from './observe.js';
-import { planTeardown } from './plan.js';
+import { changesToActions, planTeardown } from './plan.js';
 import type { ObjectSettings } from './settings.js';
 
 /**
  * `controller teardown CONF_DIR` (teardown.sh): deletes the forwarder pods and services the
- * controller labelled, then the ConfigMap, the secret and the namespace, each only if it exists
+ * controller labelled, then the forwarders' RoleBindings, Roles, ServiceAccounts and ConfigMaps,
+ * the state ConfigMap, the secret and the namespace, each only if it exists
  * and is the controller's (see planTeardown); what it keeps is logged with why. Nothing to delete
  * is a success.
  */
@@ -25,7 +26,8 @@ export async function teardownController(confDir: string, settings: ObjectSettin
     log.warn('cannot read the conf directory; deleting what the controller labelled as its own', { error: errorMessage(error) });
   }
   const observed = await observeNamespace(settings, { signal: aborter.signal });
-  const { actions, kept } = planTeardown(names, observed, settings);
+  const { changes, kept } = planTeardown(names, observed, settings);
   for (const reason of kept) log.warn(reason);
+  const actions = changesToActions(changes, settings.namespace);
   await applyTeardown(actions, (planned) => applyControllerActions(planned, { log, signal: aborter.signal }), log, { namespace: settings.namespace });
 }

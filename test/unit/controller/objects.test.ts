@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExternalServicePort } from '../../../lib/externalservice.js';
-import { forwarderPod, forwarderService, parseStringMap, rulesConfigMap, servicePorts, stableJson } from '../../../controller/objects.js';
+import { forwarderConfigMap, forwarderPod, forwarderService, parseStringMap, POD_SPEC_ANNOTATION, servicePorts, stableJson, stateConfigMap } from '../../../controller/objects.js';
 
 const settings = {
   namespace: 'external-services',
@@ -12,8 +12,10 @@ const settings = {
 };
 
 describe('forwarderPod', () => {
-  it('is the original controller.sh pod, plus a managed-by label', () => {
-    expect(forwarderPod('my-external-service1', settings)).toEqual({
+  it('is the original controller.sh pod, with a managed-by label, its own rules ConfigMap watched through the API as its own ServiceAccount', () => {
+    const pod = forwarderPod('my-external-service1', settings);
+    const { annotations, ...metadata } = pod.metadata;
+    expect({ ...pod, metadata }).toEqual({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
@@ -22,6 +24,7 @@ describe('forwarderPod', () => {
         labels: { externalService: 'my-external-service1', 'app.kubernetes.io/managed-by': 'k8s-ext-connector' },
       },
       spec: {
+        serviceAccountName: 'k8s-ext-forwarder-my-external-service1',
         containers: [
           {
             name: 'forwarder',
@@ -30,6 +33,9 @@ describe('forwarderPod', () => {
             env: [
               { name: 'EXTERNAL_SERVICE_NAME', value: 'my-external-service1' },
               { name: 'DATA_FILE', value: '/etc/external-service/config/data.yaml' },
+              { name: 'RULES_CONFIGMAP', value: 'external-service-data-my-external-service1' },
+              { name: 'RULES_CONFIGMAP_KEY', value: 'data.yaml' },
+              { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
             ],
             volumeMounts: [
               { name: 'data-file', mountPath: '/etc/external-service/config' },
@@ -38,11 +44,12 @@ describe('forwarderPod', () => {
           },
         ],
         volumes: [
-          { name: 'data-file', configMap: { name: 'external-service-data' } },
+          { name: 'data-file', configMap: { name: 'external-service-data-my-external-service1' } },
           { name: 'ssh-key-volume', secret: { secretName: 'my-ssh-key', defaultMode: 256 } },
         ],
       },
     });
+    expect(annotations).toEqual({ [POD_SPEC_ANNOTATION]: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 
   it('follows the overridden image, ConfigMap, key and secret', () => {
@@ -50,10 +57,18 @@ describe('forwarderPod', () => {
     expect(JSON.stringify(pod)).toContain('"image":"reg/fwd:2"');
     expect(pod).toMatchObject({
       spec: {
-        containers: [{ env: [{}, { name: 'DATA_FILE', value: '/etc/external-service/config/rules.yaml' }] }],
-        volumes: [{ configMap: { name: 'cm' } }, { secret: { secretName: 'key' } }],
+        containers: [{ env: [{}, { name: 'DATA_FILE', value: '/etc/external-service/config/rules.yaml' }, { value: 'cm-es' }, { value: 'rules.yaml' }, {}] }],
+        volumes: [{ configMap: { name: 'cm-es' } }, { secret: { secretName: 'key' } }],
       },
     });
+  });
+
+  it('records the spec it was made from, so that a change of image, key or names makes the pod again', () => {
+    const sha = (overrides: Partial<typeof settings>): string | undefined => forwarderPod('es', { ...settings, ...overrides }).metadata.annotations?.[POD_SPEC_ANNOTATION];
+    expect(sha({})).toBe(sha({}));
+    expect(sha({ image: 'forwarder:0.2' })).not.toBe(sha({}));
+    expect(sha({ configMapName: 'other' })).not.toBe(sha({}));
+    expect(sha({ secretName: 'other' })).not.toBe(sha({}));
   });
 });
 
@@ -91,15 +106,31 @@ describe('forwarderService', () => {
   });
 });
 
-describe('rulesConfigMap', () => {
-  it('holds the rules under the configured key, with annotations only when there are some', () => {
-    expect(rulesConfigMap(settings, { rules: 'x\n', annotations: {} })).toEqual({
+describe('forwarderConfigMap', () => {
+  it('holds one forwarder’s rules under the configured key and its conf file’s last valid version, labelled as its own', () => {
+    expect(forwarderConfigMap('es1', settings, { rules: 'x\n', lastValid: { 'es1.yaml': 'text' } })).toEqual({
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: 'external-service-data', namespace: 'external-services', labels: { 'app.kubernetes.io/managed-by': 'k8s-ext-connector' } },
+      metadata: {
+        name: 'external-service-data-es1',
+        namespace: 'external-services',
+        labels: { externalService: 'es1', 'app.kubernetes.io/managed-by': 'k8s-ext-connector' },
+        annotations: { 'k8s-ext-connector/last-valid-conf': '{"es1.yaml":"text"}' },
+      },
       data: { 'data.yaml': 'x\n' },
     });
-    expect(rulesConfigMap(settings, { rules: '', annotations: { a: 'b' } }).metadata.annotations).toEqual({ a: 'b' });
+  });
+});
+
+describe('stateConfigMap', () => {
+  it('holds the annotations and data given, with annotations only when there are some, labelled as the controller’s', () => {
+    expect(stateConfigMap(settings, { annotations: {}, data: {}, labels: { team: 'x' } })).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'external-service-data', namespace: 'external-services', labels: { team: 'x', 'app.kubernetes.io/managed-by': 'k8s-ext-connector' } },
+      data: {},
+    });
+    expect(stateConfigMap(settings, { annotations: { a: 'b' }, data: {}, labels: {} }).metadata.annotations).toEqual({ a: 'b' });
   });
 });
 

@@ -1,20 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import type { Action } from '../../../lib/action.js';
 import type { ExternalServicePort } from '../../../lib/externalservice.js';
-import { DELIVERED_ANNOTATION, LAST_VALID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL } from '../../../controller/objects.js';
+import {
+  DELIVERED_ANNOTATION,
+  forwarderPod,
+  forwarderRoleRules,
+  LAST_VALID_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  POD_SPEC_ANNOTATION,
+} from '../../../controller/objects.js';
 import type { ObservedConfigMap } from '../../../controller/observe.js';
 import {
+  ANNOTATIONS_LIMIT,
+  changesToActions,
+  CONFIGMAP_DATA_LIMIT,
   configMapAfterInit,
   deliveredAfter,
+  desiredForwarderConfigMaps,
+  emptyForwarderObjects,
+  forwarderConfigMapProblem,
+  objectActions,
   planDeliveries,
+  planForwarderConfigMaps,
   planObjects,
-  lastValidWithinLimit,
-  planPublish,
+  planState,
   planTeardown,
-  publicationProblem,
-  CONFIGMAP_DATA_LIMIT,
+  rememberedConf,
+  rulesKey,
   serviceDifference,
+  type ObjectChange,
   type ObjectSettingsForPlan,
+  type ObservedForwarderConfigMap,
+  type ObservedForwarderObjects,
   type ObservedObjects,
 } from '../../../controller/plan.js';
 import type { PodInfo, ServiceInfo } from '../../../controller/snapshot.js';
@@ -30,17 +48,19 @@ const settings: ObjectSettingsForPlan = {
   sshKeyPath: '/keys/id_rsa',
 };
 const MANAGED = { [MANAGED_BY_LABEL]: MANAGED_BY };
+const owned = (name: string): Record<string, string> => ({ externalService: name, ...MANAGED });
 const tcp = (port: number, targetPort = port, name?: string): ExternalServicePort =>
   name === undefined ? { protocol: 'TCP', port, targetPort } : { protocol: 'TCP', port, targetPort, name };
 
-function pod(name: string, labels: Record<string, string> = { externalService: name, ...MANAGED }): PodInfo {
-  return { namespace: NS, name, podIP: '10.244.0.9', labels };
+/** A forwarder pod made from the current spec (or from another one). */
+function pod(name: string, labels: Record<string, string> = owned(name), specSha256 = forwarderPod(name, settings).metadata.annotations?.[POD_SPEC_ANNOTATION]): PodInfo {
+  return { namespace: NS, name, podIP: '10.244.0.9', labels, specSha256 };
 }
 
 function service(
   name: string,
   ports: { port: number; targetPort?: number | string; name?: string }[],
-  labels: Record<string, string> = { externalService: name, ...MANAGED },
+  labels: Record<string, string> = owned(name),
   namespace = NS,
 ): ServiceInfo {
   return {
@@ -55,82 +75,150 @@ function service(
   };
 }
 
-const inPlace: ObservedObjects = { namespaceExists: true, secretExists: true, configMapExists: true, pods: [], services: [] };
+const RULES = '"forwarder": {}\n"gateway": {}\n';
 
-/** An action as `argv` plus the kind and name of the object it sends, for compact expectations. */
+function forwarderConfigMapOf(name: string, rules = RULES, lastValid = '{}'): ObservedForwarderConfigMap {
+  return { name: `external-service-data-${name}`, labels: owned(name), data: { 'data.yaml': rules }, annotations: { [LAST_VALID_ANNOTATION]: lastValid } };
+}
+
+/** Every forwarder object of these ExternalServices, as the API returns them (its own order of a rule's fields). */
+function forwarderObjectsOf(...names: string[]): ObservedForwarderObjects {
+  const account = (name: string): { name: string; labels: Record<string, string> } => ({ name: `k8s-ext-forwarder-${name}`, labels: owned(name) });
+  return {
+    configMaps: names.map((name) => forwarderConfigMapOf(name)),
+    serviceAccounts: names.map(account),
+    roles: names.map((name) => ({
+      ...account(name),
+      rules: forwarderRoleRules(name, settings).map((rule) => ({ verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources, resourceNames: rule.resourceNames })),
+    })),
+    roleBindings: names.map(account),
+  };
+}
+
+const inPlace: ObservedObjects = { namespaceExists: true, secretExists: true, configMapExists: true, pods: [], services: [], forwarderObjects: emptyForwarderObjects() };
+const configMaps = (...names: string[]): Map<string, { rules: string; lastValid: Record<string, string> }> => new Map(names.map((name) => [name, { rules: RULES, lastValid: {} }]));
+
+/** An action as `argv` plus the kind and name of each object it sends, for compact expectations. */
 function summary(action: Action): string {
   if (action.input === undefined) return action.argv.join(' ');
-  const object = JSON.parse(action.input) as { kind: string; metadata: { name: string } };
-  return `${action.argv.join(' ')} ${object.kind}/${object.metadata.name}`;
+  const input = JSON.parse(action.input) as { kind: string; metadata: { name: string }; items?: { kind: string; metadata: { name: string } }[] };
+  return `${action.argv.join(' ')} ${(input.items ?? [input]).map((object) => `${object.kind}/${object.metadata.name}`).join(',')}`;
 }
 
 describe('planObjects', () => {
-  it.each<{ title: string; services: { name: string; ports: ExternalServicePort[] }[]; observed: ObservedObjects; deleteLeftovers?: boolean; expected: string[] }>([
+  it.each<{
+    title: string;
+    services: { name: string; ports: ExternalServicePort[] }[];
+    observed: ObservedObjects;
+    deleteLeftovers?: boolean;
+    configMaps?: Map<string, { rules: string; lastValid: Record<string, string> }>;
+    expected: string[];
+  }>([
     {
-      title: 'creates the namespace, the secret, an empty ConfigMap, then the pod and service of each ExternalService on an empty cluster',
-      services: [{ name: 'es1', ports: [tcp(8000)] }],
-      observed: { namespaceExists: false, secretExists: false, configMapExists: false, pods: [], services: [] },
+      title: 'creates the namespace, the secret, the state ConfigMap, then each forwarder’s access, ConfigMap, pod and service on an empty cluster, one call per kind',
+      services: [{ name: 'es1', ports: [tcp(8000)] }, { name: 'es2', ports: [tcp(9000)] }],
+      observed: { ...inPlace, namespaceExists: false, secretExists: false, configMapExists: false },
       expected: [
         'kubectl create -f - Namespace/external-services',
         'kubectl create secret generic my-ssh-key -n external-services --from-file=id_rsa=/keys/id_rsa',
         'kubectl create -f - ConfigMap/external-service-data',
-        'kubectl create -f - Pod/es1',
-        'kubectl create -f - Service/es1',
+        'kubectl create -f - ServiceAccount/k8s-ext-forwarder-es1,ServiceAccount/k8s-ext-forwarder-es2',
+        'kubectl create -f - Role/k8s-ext-forwarder-es1,Role/k8s-ext-forwarder-es2',
+        'kubectl create -f - RoleBinding/k8s-ext-forwarder-es1,RoleBinding/k8s-ext-forwarder-es2',
+        'kubectl create -f - ConfigMap/external-service-data-es1,ConfigMap/external-service-data-es2',
+        'kubectl create -f - Pod/es1,Pod/es2',
+        'kubectl create -f - Service/es1,Service/es2',
+      ],
+    },
+    {
+      title: 'makes a forwarder pod made from another spec (an older version’s) again, waiting until the old one is gone',
+      services: [{ name: 'es1', ports: [tcp(8000)] }, { name: 'es2', ports: [tcp(8000)] }],
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1', 'es2'), pods: [pod('es1', undefined, 'old'), { ...pod('es2'), specSha256: undefined }], services: [service('es1', [{ port: 8000 }]), service('es2', [{ port: 8000 }])] },
+      expected: ['kubectl delete pods es1 es2 -n external-services --ignore-not-found', 'kubectl create -f - Pod/es1,Pod/es2'],
+    },
+    {
+      title: 'updates a forwarder Role whose rules differ, and creates only the missing forwarder objects',
+      services: [{ name: 'es1', ports: [tcp(8000)] }],
+      observed: {
+        ...inPlace,
+        forwarderObjects: { ...forwarderObjectsOf('es1'), roles: [{ name: 'k8s-ext-forwarder-es1', labels: owned('es1'), rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] }], roleBindings: [] },
+        pods: [pod('es1')],
+        services: [service('es1', [{ port: 8000 }])],
+      },
+      expected: ['kubectl replace -f - Role/k8s-ext-forwarder-es1', 'kubectl create -f - RoleBinding/k8s-ext-forwarder-es1'],
+    },
+    {
+      title: 'creates no forwarder ConfigMap without its content (one that would not fit)',
+      services: [{ name: 'es1', ports: [tcp(8000)] }],
+      observed: { ...inPlace, forwarderObjects: { ...forwarderObjectsOf('es1'), configMaps: [] }, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+      configMaps: new Map(),
+      expected: [],
+    },
+    {
+      title: 'deletes the forwarder objects of an ExternalService that is gone, one call per kind',
+      services: [],
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('gone1', 'gone2') },
+      expected: [
+        'kubectl delete configmaps external-service-data-gone1 external-service-data-gone2 -n external-services --ignore-not-found --wait=false',
+        'kubectl delete rolebindings.rbac.authorization.k8s.io k8s-ext-forwarder-gone1 k8s-ext-forwarder-gone2 -n external-services --ignore-not-found --wait=false',
+        'kubectl delete roles.rbac.authorization.k8s.io k8s-ext-forwarder-gone1 k8s-ext-forwarder-gone2 -n external-services --ignore-not-found --wait=false',
+        'kubectl delete serviceaccounts k8s-ext-forwarder-gone1 k8s-ext-forwarder-gone2 -n external-services --ignore-not-found --wait=false',
       ],
     },
     {
       title: 'plans nothing when every object is in place',
       services: [{ name: 'es1', ports: [tcp(8000)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
       expected: [],
     },
     {
       title: 'creates only the missing service when the pod exists',
       services: [{ name: 'es1', ports: [tcp(8000)] }],
-      observed: { ...inPlace, pods: [pod('es1')] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')] },
       expected: ['kubectl create -f - Service/es1'],
     },
     {
       title: 'replaces a service whose ports changed',
       services: [{ name: 'es1', ports: [tcp(9000)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
       expected: ['kubectl replace -f - Service/es1'],
     },
     {
       title: 'replaces a service whose target port changed',
       services: [{ name: 'es1', ports: [tcp(8000, 8080)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
       expected: ['kubectl replace -f - Service/es1'],
     },
     {
       title: 'treats a numeric-string target port as the same port',
       services: [{ name: 'es1', ports: [tcp(8000)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000, targetPort: '8000' }])] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000, targetPort: '8000' }])] },
       expected: [],
     },
     {
       title: 'creates no service for an ExternalService without ports',
       services: [{ name: 'es1', ports: [] }],
-      observed: { ...inPlace, pods: [pod('es1')] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')] },
       expected: [],
     },
     {
       title: 'deletes its own service when the ExternalService no longer has ports',
       services: [{ name: 'es1', ports: [] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
-      expected: ['kubectl delete service es1 -n external-services --ignore-not-found --wait=false'],
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+      expected: ['kubectl delete services es1 -n external-services --ignore-not-found --wait=false'],
     },
     {
       title: 'deletes the pod and service of an ExternalService that is gone',
       services: [{ name: 'es1', ports: [tcp(8000)] }],
       observed: {
         ...inPlace,
+        forwarderObjects: forwarderObjectsOf('es1'),
         pods: [pod('es1'), pod('gone')],
         services: [service('es1', [{ port: 8000 }]), service('gone', [{ port: 80 }])],
       },
       expected: [
-        'kubectl delete pod gone -n external-services --ignore-not-found --wait=false',
-        'kubectl delete service gone -n external-services --ignore-not-found --wait=false',
+        'kubectl delete pods gone -n external-services --ignore-not-found --wait=false',
+        'kubectl delete services gone -n external-services --ignore-not-found --wait=false',
       ],
     },
     {
@@ -142,7 +230,7 @@ describe('planObjects', () => {
     {
       title: 'leaves a service it did not create alone even when its ports differ',
       services: [{ name: 'es1', ports: [tcp(9000)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }], {})] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }], {})] },
       expected: [],
     },
     {
@@ -155,31 +243,89 @@ describe('planObjects', () => {
     {
       title: 'ignores services of the same name in other namespaces',
       services: [{ name: 'es1', ports: [tcp(8000)] }],
-      observed: { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }], undefined, 'default')] },
+      observed: { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }], undefined, 'default')] },
       expected: ['kubectl create -f - Service/es1'],
     },
-  ])('$title', ({ services, observed, deleteLeftovers, expected }) => {
-    const actions = planObjects({ services, deleteLeftovers: deleteLeftovers ?? true }, observed, settings);
-    expect(actions.map(summary)).toEqual(expected);
+  ])('$title', ({ services, observed, deleteLeftovers, configMaps: contents, expected }) => {
+    const changes = planObjects({ services, deleteLeftovers: deleteLeftovers ?? true, configMaps: contents ?? configMaps(...services.map((entry) => entry.name)) }, observed, settings);
+    expect(objectActions(changes, settings).map(summary)).toEqual(expected);
   });
 
   it('keeps the cluster IP of a service it replaces', () => {
-    const [action] = planObjects(
-      { services: [{ name: 'es1', ports: [tcp(9000)] }], deleteLeftovers: true },
-      { ...inPlace, pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
+    const [change] = planObjects(
+      { services: [{ name: 'es1', ports: [tcp(9000)] }], deleteLeftovers: true, configMaps: configMaps('es1') },
+      { ...inPlace, forwarderObjects: forwarderObjectsOf('es1'), pods: [pod('es1')], services: [service('es1', [{ port: 8000 }])] },
       settings,
     );
-    expect(JSON.parse(action?.input ?? '{}')).toMatchObject({ spec: { clusterIP: '10.96.0.77', ports: [{ port: 9000, targetPort: 9000 }] } });
+    expect(change?.object).toMatchObject({ spec: { clusterIP: '10.96.0.77', ports: [{ port: 9000, targetPort: 9000 }] } });
   });
 
   it('sends every object as JSON on stdin, never as a command-line argument', () => {
-    const actions = planObjects(
-      { services: [{ name: 'es1', ports: [tcp(8000)] }], deleteLeftovers: true },
-      { namespaceExists: false, secretExists: true, configMapExists: false, pods: [], services: [] },
+    const changes = planObjects(
+      { services: [{ name: 'es1', ports: [tcp(8000)] }], deleteLeftovers: true, configMaps: configMaps('es1') },
+      { ...inPlace, namespaceExists: false, configMapExists: false },
       settings,
     );
+    const actions = objectActions(changes, settings);
+    expect(actions).toHaveLength(8);
     expect(actions.every((action) => action.argv.join(' ') === 'kubectl create -f -')).toBe(true);
     expect(actions.every((action) => typeof JSON.parse(action.input ?? '') === 'object')).toBe(true);
+  });
+
+  it('gives each forwarder a Role that reads its own ConfigMap and nothing else, bound to its ServiceAccount, which its pod runs as', () => {
+    const changes = planObjects({ services: [{ name: 'es1', ports: [] }], deleteLeftovers: true, configMaps: configMaps('es1') }, inPlace, settings);
+    const object = (kind: string): Record<string, unknown> | undefined => changes.find((entry) => entry.kind === kind)?.object;
+    expect(object('Role')).toMatchObject({
+      metadata: { name: 'k8s-ext-forwarder-es1', namespace: NS },
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['external-service-data-es1'], verbs: ['get', 'list', 'watch'] }],
+    });
+    expect(object('RoleBinding')).toMatchObject({
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'k8s-ext-forwarder-es1' },
+      subjects: [{ kind: 'ServiceAccount', name: 'k8s-ext-forwarder-es1', namespace: NS }],
+    });
+    expect(object('Pod')).toMatchObject({ spec: { serviceAccountName: 'k8s-ext-forwarder-es1', volumes: [{ configMap: { name: 'external-service-data-es1' } }, {}] } });
+    expect(object('ConfigMap')).toMatchObject({ metadata: { name: 'external-service-data-es1', labels: owned('es1') }, data: { 'data.yaml': RULES } });
+  });
+});
+
+describe('changesToActions', () => {
+  const create = (kind: ObjectChange['kind'], name: string): ObjectChange => ({
+    verb: 'create',
+    kind,
+    name,
+    reason: `create ${kind} ${name} (missing)`,
+    object: { apiVersion: 'v1', kind, metadata: { name } },
+  });
+
+  it('sends the objects of one kind and verb in one List, with the reason naming a few of them and how many more', () => {
+    const actions = changesToActions(Array.from({ length: 7 }, (_, index) => create('ConfigMap', `cm${index}`)), NS);
+    expect(actions).toHaveLength(1);
+    expect(actions[0]?.reason).toBe('create 7 ConfigMap objects (missing): cm0, cm1, cm2, cm3, cm4, and 2 more');
+    expect(JSON.parse(actions[0]?.input ?? '')).toMatchObject({ apiVersion: 'v1', kind: 'List', items: [{ metadata: { name: 'cm0' } }, {}, {}, {}, {}, {}, { metadata: { name: 'cm6' } }] });
+  });
+
+  it('keeps the order of the kinds, each call its own scope', () => {
+    const actions = changesToActions([create('ServiceAccount', 'a'), create('ConfigMap', 'a'), create('ConfigMap', 'b'), create('Pod', 'a')], NS);
+    expect(actions.map((action) => action.scope)).toEqual(['create serviceaccounts/a', 'create configmaps', 'create pods/a']);
+    expect(actions[0]?.reason).toBe('create ServiceAccount a (missing)');
+  });
+
+  it('makes as many calls for a thousand ExternalServices as for two', () => {
+    const changes = (count: number): ObjectChange[] =>
+      planObjects(
+        { services: Array.from({ length: count }, (_, index) => ({ name: `es${index}`, ports: [tcp(8000)] })), deleteLeftovers: true, configMaps: configMaps(...Array.from({ length: count }, (_, index) => `es${index}`)) },
+        inPlace,
+        settings,
+      );
+    expect(objectActions(changes(1000), settings)).toHaveLength(objectActions(changes(2), settings).length);
+  });
+});
+
+describe('rulesKey', () => {
+  it('compares a Role’s rules whatever the order of their fields', () => {
+    expect(rulesKey([{ verbs: ['get'], apiGroups: [''], resources: ['configmaps'] }])).toBe(rulesKey([{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]));
+    expect(rulesKey([{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }])).not.toBe(rulesKey([{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]));
+    expect(rulesKey(undefined)).toBe('');
   });
 });
 
@@ -250,104 +396,125 @@ describe('deliveredAfter', () => {
   });
 });
 
-describe('planPublish', () => {
-  const rules = '"forwarder": {}\n"gateway": {}\n';
-  const current: ObservedConfigMap = {
-    data: { 'data.yaml': rules },
-    annotations: { [DELIVERED_ANNOTATION]: '{"gw1":"s1"}', [LAST_VALID_ANNOTATION]: '{"a.yaml":"text"}' },
-    labels: MANAGED,
-  };
-  const desired = { rules, delivered: { gw1: 's1' }, lastValid: { 'a.yaml': 'text' } };
+describe('planForwarderConfigMaps', () => {
+  const desired = new Map([['es1', { rules: RULES, lastValid: { 'es1.yaml': 'text' } }]]);
+  const current = forwarderConfigMapOf('es1', RULES, '{"es1.yaml":"text"}');
 
-  it.each<{ title: string; change: Partial<typeof desired>; reason: string | undefined }>([
-    { title: 'publishes nothing when rules and state are unchanged', change: {}, reason: undefined },
-    { title: 'publishes new rules', change: { rules: `${rules}# x\n` }, reason: 'new rules' },
-    { title: 'records a new delivery', change: { delivered: { gw1: 's2' } }, reason: 'delivery state' },
-    { title: 'records a changed conf file', change: { lastValid: { 'a.yaml': 'new text' } }, reason: 'last valid conf' },
-  ])('$title', ({ change, reason }) => {
-    const actions = planPublish({ ...desired, ...change }, current, settings);
-    expect(actions.map((action) => action.reason)).toEqual(reason === undefined ? [] : [`publish ConfigMap external-service-data (${reason})`]);
+  it.each<{ title: string; observed: ObservedForwarderConfigMap[]; reason: string | undefined }>([
+    { title: 'publishes nothing when rules and record are unchanged', observed: [current], reason: undefined },
+    { title: 'publishes new rules', observed: [{ ...current, data: { 'data.yaml': 'old' } }], reason: 'new rules' },
+    { title: 'records a changed conf file', observed: [{ ...current, annotations: { [LAST_VALID_ANNOTATION]: '{"es1.yaml":"old"}' } }], reason: 'last valid conf' },
+    { title: 'leaves a missing ConfigMap to planObjects, which creates it', observed: [], reason: undefined },
+  ])('$title', ({ observed, reason }) => {
+    const changes = planForwarderConfigMaps(desired, observed, settings);
+    expect(changes.map((change) => change.reason)).toEqual(reason === undefined ? [] : [`publish ConfigMap external-service-data-es1 (${reason})`]);
   });
 
-  it('replaces the ConfigMap with the rules, the state annotations, and what others put on it', () => {
-    const observed: ObservedConfigMap = { data: { 'data.yaml': '', other: 'kept' }, annotations: { note: 'kept' }, labels: { team: 'x' } };
-    const [action] = planPublish({ rules, delivered: { gw2: 's', gw1: 's' }, lastValid: { 'b.yaml': 'B', 'a.yaml': 'A' } }, observed, settings);
-    expect(action?.argv).toEqual(['kubectl', 'replace', '-f', '-']);
-    expect(JSON.parse(action?.input ?? '{}')).toEqual({
+  it('replaces the ConfigMap with its rules and record, keeping what others put on it', () => {
+    const observed = { ...current, data: { 'data.yaml': 'old', other: 'kept' }, annotations: { note: 'kept' }, labels: { ...current.labels, team: 'x' } };
+    const [change] = planForwarderConfigMaps(desired, [observed], settings);
+    expect(change?.verb).toBe('replace');
+    expect(change?.object).toEqual({
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: {
-        name: 'external-service-data',
+        name: 'external-service-data-es1',
         namespace: NS,
-        labels: { team: 'x', ...MANAGED },
-        annotations: {
-          note: 'kept',
-          [DELIVERED_ANNOTATION]: '{"gw1":"s","gw2":"s"}',
-          [LAST_VALID_ANNOTATION]: '{"a.yaml":"A","b.yaml":"B"}',
-        },
+        labels: { team: 'x', ...owned('es1') },
+        annotations: { note: 'kept', [LAST_VALID_ANNOTATION]: '{"es1.yaml":"text"}' },
       },
-      data: { 'data.yaml': rules, other: 'kept' },
+      data: { 'data.yaml': RULES, other: 'kept' },
     });
   });
+});
 
-  it('compares with the empty ConfigMap that init creates when there was none', () => {
-    const actions = planPublish({ rules: '', delivered: {}, lastValid: {} }, configMapAfterInit(undefined, settings), settings);
-    expect(actions.map((action) => action.reason)).toEqual(['publish ConfigMap external-service-data (delivery state, last valid conf)']);
+describe('planState', () => {
+  const current: ObservedConfigMap = { data: {}, annotations: { [DELIVERED_ANNOTATION]: '{"gw1":"s1"}' }, labels: MANAGED };
+
+  it.each<{ title: string; observed: ObservedConfigMap; delivered: Record<string, string>; dropLegacy?: boolean; reason: string | undefined }>([
+    { title: 'publishes nothing when the delivery state is unchanged', observed: current, delivered: { gw1: 's1' }, reason: undefined },
+    { title: 'records a new delivery', observed: current, delivered: { gw1: 's2' }, reason: 'delivery state' },
+    {
+      title: 'drops the rules and conf records it held before rules per forwarder',
+      observed: { ...current, data: { 'data.yaml': RULES }, annotations: { ...current.annotations, [LAST_VALID_ANNOTATION]: '{}' } },
+      delivered: { gw1: 's1' },
+      reason: 'the rules and conf records now on the forwarder ConfigMaps',
+    },
+    {
+      title: 'keeps them while the forwarder ConfigMaps may not hold them yet',
+      observed: { ...current, annotations: { ...current.annotations, [LAST_VALID_ANNOTATION]: '{}' } },
+      delivered: { gw1: 's1' },
+      dropLegacy: false,
+      reason: undefined,
+    },
+    { title: 'compares with the empty ConfigMap that init creates when there was none', observed: configMapAfterInit(undefined), delivered: {}, reason: 'delivery state' },
+  ])('$title', ({ observed, delivered, dropLegacy, reason }) => {
+    const changes = planState({ delivered, dropLegacy: dropLegacy ?? true }, observed, settings);
+    expect(changes.map((change) => change.reason)).toEqual(reason === undefined ? [] : [`publish ConfigMap external-service-data (${reason})`]);
+  });
+
+  it('writes the delivery state and keeps what others put on the ConfigMap', () => {
+    const observed: ObservedConfigMap = { data: { 'data.yaml': RULES, other: 'kept' }, annotations: { note: 'kept', [LAST_VALID_ANNOTATION]: '{}' }, labels: { team: 'x' } };
+    const [change] = planState({ delivered: { gw2: 's', gw1: 's' }, dropLegacy: true }, observed, settings);
+    expect(change?.object).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'external-service-data', namespace: NS, labels: { team: 'x', ...MANAGED }, annotations: { note: 'kept', [DELIVERED_ANNOTATION]: '{"gw1":"s","gw2":"s"}' } },
+      data: { other: 'kept' },
+    });
   });
 });
 
-describe('publicationProblem', () => {
-  const empty: ObservedConfigMap = { data: { 'data.yaml': '' }, annotations: {}, labels: MANAGED };
-  // The API server counts every key and value of the data, in bytes.
-  const fill = (bytes: number): string => 'x'.repeat(bytes);
-
-  it('accepts rules that bring the data to exactly 1 MiB, keys included', () => {
-    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT - 'data.yaml'.length), empty, settings)).toBeUndefined();
-  });
-
-  it('refuses one byte more, naming the limit, the size and that nothing is published', () => {
-    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT - 'data.yaml'.length + 1), empty, settings)).toBe(
-      'the rules would make ConfigMap external-service-data hold 1048577 bytes of data, over the 1 MiB (1048576 bytes) a ConfigMap may hold: ' +
-        'nothing was published; the ConfigMap and the gateways keep the previous rules',
-    );
-  });
-
-  it('counts the keys others put on the ConfigMap, and multi-byte characters as their bytes', () => {
-    const crowded: ObservedConfigMap = { ...empty, data: { 'data.yaml': 'old', other: fill(CONFIGMAP_DATA_LIMIT / 2) } };
-    expect(publicationProblem(fill(CONFIGMAP_DATA_LIMIT / 2), crowded, settings)).toMatch(/hold 1048590 bytes/);
-    expect(publicationProblem('é'.repeat(CONFIGMAP_DATA_LIMIT / 2), empty, settings)).toMatch(/hold 1048585 bytes/);
+describe('rememberedConf', () => {
+  it('takes each file’s record from its forwarder ConfigMap, and older ones from the state ConfigMap', () => {
+    const state: ObservedConfigMap = { data: {}, annotations: { [LAST_VALID_ANNOTATION]: '{"a.yaml":"old A","b.yaml":"old B"}' }, labels: MANAGED };
+    const forwarders = [forwarderConfigMapOf('a', RULES, '{"a.yaml":"A"}'), { ...forwarderConfigMapOf('c', RULES, '{"c.yaml":"C"}'), labels: {} }];
+    expect(rememberedConf(state, forwarders)).toEqual({ 'a.yaml': 'A', 'b.yaml': 'old B' });
+    expect(rememberedConf(undefined, [])).toEqual({});
   });
 });
 
-describe('lastValidWithinLimit', () => {
-  const observed: ObservedConfigMap = { data: { 'data.yaml': '' }, annotations: { [LAST_VALID_ANNOTATION]: '{"a.yaml":"old"}', other: 'x' }, labels: {} };
-  it('records the new versions while all annotations fit in 256 KiB', () => {
-    expect(lastValidWithinLimit({ 'a.yaml': 'new' }, { gw1: 's' }, observed, settings)).toEqual({ lastValid: { 'a.yaml': 'new' } });
+describe('desiredForwarderConfigMaps', () => {
+  const services = [{ name: 'a', file: '/conf/a.yaml' }, { name: 'b', file: '/conf/b.yaml' }];
+
+  it('gives each forwarder its own document and its own file’s record', () => {
+    const result = desiredForwarderConfigMaps(services, new Map([['a', 'A rules']]), { 'a.yaml': 'A', 'b.yaml': 'B', 'c.yaml': 'C' }, settings);
+    expect(result.problems).toEqual([]);
+    expect([...result.configMaps]).toEqual([
+      ['a', { rules: 'A rules', lastValid: { 'a.yaml': 'A' } }],
+      ['b', { rules: '', lastValid: { 'b.yaml': 'B' } }],
+    ]);
   });
 
-  it('keeps the previous record, and says why, when the new one would not fit', () => {
-    const huge = Object.fromEntries(Array.from({ length: 300 }, (_, index) => [`f${index}.yaml`, 'y'.repeat(1000)]));
-    const result = lastValidWithinLimit(huge, { gw1: 's' }, observed, settings);
-    expect(result.lastValid).toEqual({ 'a.yaml': 'old' });
-    expect(result.problem).toMatch(
-      /^the last valid versions of 300 conf file\(s\) would make the annotations of ConfigMap external-service-data \d+ bytes, over the 256 KiB \(262144 bytes\) an object may hold: the previous record/,
+  it('leaves out a ConfigMap whose data would pass 1 MiB or whose annotations 256 KiB, naming it, the size and the limit', () => {
+    const data = 'x'.repeat(CONFIGMAP_DATA_LIMIT - 'data.yaml'.length);
+    expect(forwarderConfigMapProblem('a', { rules: data, lastValid: {} }, settings)).toBeUndefined();
+    expect(forwarderConfigMapProblem('a', { rules: `${data}x`, lastValid: {} }, settings)).toBe(
+      'the rules of a would make ConfigMap external-service-data-a hold 1048577 bytes of data, over the 1 MiB (1048576 bytes) a ConfigMap may hold: it keeps the previous rules',
     );
-    expect(planPublish({ rules: '', delivered: { gw1: 's' }, lastValid: result.lastValid }, observed, settings)[0]?.input).toContain('{\\"a.yaml\\":\\"old\\"}');
+    const result = desiredForwarderConfigMaps(services, new Map(), { 'a.yaml': 'y'.repeat(ANNOTATIONS_LIMIT) }, settings);
+    expect([...result.configMaps.keys()]).toEqual(['b']);
+    expect(result.problems).toEqual([
+      expect.stringMatching(/^the last valid version of the conf file of a would make the annotations of ConfigMap external-service-data-a 262\d+ bytes, over the 256 KiB \(262144 bytes\)/),
+    ]);
   });
 });
 
 describe('planTeardown', () => {
-  const ours = { namespace: MANAGED, secretExists: true, configMap: MANAGED };
-  const nothing = { namespace: undefined, secretExists: false, configMap: undefined };
+  const ours = { namespace: MANAGED, secretExists: true, configMap: MANAGED, forwarderObjects: emptyForwarderObjects() };
+  const nothing = { namespace: undefined, secretExists: false, configMap: undefined, forwarderObjects: emptyForwarderObjects() };
   it.each<{ title: string; listed: string[]; observed: Parameters<typeof planTeardown>[1]; expected: string[]; kept?: string[] }>([
     {
-      title: 'deletes the labelled pods and services, then the ConfigMap, the secret and the namespace',
+      title: 'deletes the labelled pods and services, the forwarders’ access and ConfigMaps, then the state ConfigMap, the secret and the namespace, waiting for each',
       listed: ['es1'],
-      observed: { ...ours, pods: [{ name: 'es1', labels: MANAGED }], services: [{ name: 'es1', labels: MANAGED }] },
+      observed: { ...ours, forwarderObjects: forwarderObjectsOf('es1', 'old'), pods: [{ name: 'es1', labels: MANAGED }], services: [{ name: 'es1', labels: MANAGED }] },
       expected: [
-        'kubectl delete pod es1 -n external-services --ignore-not-found',
-        'kubectl delete service es1 -n external-services --ignore-not-found',
-        'kubectl delete configmap external-service-data -n external-services --ignore-not-found',
+        'kubectl delete pods es1 -n external-services --ignore-not-found',
+        'kubectl delete services es1 -n external-services --ignore-not-found',
+        'kubectl delete rolebindings.rbac.authorization.k8s.io k8s-ext-forwarder-es1 k8s-ext-forwarder-old -n external-services --ignore-not-found',
+        'kubectl delete roles.rbac.authorization.k8s.io k8s-ext-forwarder-es1 k8s-ext-forwarder-old -n external-services --ignore-not-found',
+        'kubectl delete serviceaccounts k8s-ext-forwarder-es1 k8s-ext-forwarder-old -n external-services --ignore-not-found',
+        'kubectl delete configmaps external-service-data-es1 external-service-data-old external-service-data -n external-services --ignore-not-found',
         'kubectl delete secret my-ssh-key -n external-services --ignore-not-found',
         'kubectl delete namespace external-services --ignore-not-found',
       ],
@@ -356,7 +523,7 @@ describe('planTeardown', () => {
       title: 'also deletes objects the controller left over, and nothing it did not label, naming a listed one it keeps',
       listed: ['theirs'],
       observed: { ...nothing, pods: [{ name: 'old', labels: MANAGED }, { name: 'theirs', labels: {} }], services: [{ name: 'theirs', labels: { app: 'x' } }] },
-      expected: ['kubectl delete pod old -n external-services --ignore-not-found'],
+      expected: ['kubectl delete pods old -n external-services --ignore-not-found'],
       kept: [
         'pod theirs in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
         'service theirs in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
@@ -365,8 +532,8 @@ describe('planTeardown', () => {
     {
       title: 'keeps a namespace, ConfigMap and secret it did not make (FORWARDER_NAMESPACE=default), saying why',
       listed: [],
-      observed: { namespace: { 'kubernetes.io/metadata.name': 'default' }, secretExists: true, configMap: {}, pods: [{ name: 'es1', labels: MANAGED }], services: [] },
-      expected: ['kubectl delete pod es1 -n external-services --ignore-not-found'],
+      observed: { ...nothing, namespace: { 'kubernetes.io/metadata.name': 'default' }, secretExists: true, configMap: {}, pods: [{ name: 'es1', labels: MANAGED }], services: [] },
+      expected: ['kubectl delete pods es1 -n external-services --ignore-not-found'],
       kept: [
         'ConfigMap external-service-data in namespace external-services kept: it does not carry the label app.kubernetes.io/managed-by=k8s-ext-connector, so the controller did not make it',
         'secret my-ssh-key in namespace external-services kept: the namespace is not one the controller made, so the secret may not be its own',
@@ -381,7 +548,7 @@ describe('planTeardown', () => {
     },
   ])('$title', ({ listed, observed, expected, kept }) => {
     const plan = planTeardown(listed, observed, settings);
-    expect(plan.actions.map((action) => action.argv.join(' '))).toEqual(expected);
+    expect(changesToActions(plan.changes, NS).map((action) => action.argv.join(' '))).toEqual(expected);
     expect(plan.kept).toEqual(kept ?? []);
   });
 });
