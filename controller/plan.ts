@@ -498,7 +498,7 @@ export function planForwarderConfigMaps(
 export function rememberedConf(stateConfigMap: ObservedConfigMap | undefined, configMaps: readonly ObservedForwarderConfigMap[]): Record<string, string> {
   const remembered = parseStringMap(stateConfigMap?.annotations[LAST_VALID_ANNOTATION]);
   for (const configMap of [...configMaps].sort(byObjectName)) {
-    if (isManaged(configMap.labels)) Object.assign(remembered, parseStringMap(configMap.annotations[LAST_VALID_ANNOTATION]));
+    if (ownerOf(configMap) !== undefined) Object.assign(remembered, parseStringMap(configMap.annotations[LAST_VALID_ANNOTATION]));
   }
   return remembered;
 }

@@ -137,10 +137,16 @@ export class ControllerBench {
     return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>) : undefined;
   }
 
-  configMap(): { data: Record<string, string>; metadata: { annotations?: Record<string, string> } } | undefined {
-    return this.object('configmaps', 'external-services', 'external-service-data') as
+  /** The state ConfigMap (CONFIGMAP_NAME), or a forwarder's own (CONFIGMAP_NAME-<name>). */
+  configMap(forwarder?: string): { data: Record<string, string>; metadata: { annotations?: Record<string, string> } } | undefined {
+    return this.object('configmaps', 'external-services', forwarder === undefined ? 'external-service-data' : `external-service-data-${forwarder}`) as
       | { data: Record<string, string>; metadata: { annotations?: Record<string, string> } }
       | undefined;
+  }
+
+  /** The rules document in a forwarder's ConfigMap, or undefined. */
+  forwarderRules(name: string): string | undefined {
+    return this.configMap(name)?.data['data.yaml'];
   }
 
   /** The rules file on a gateway host, or undefined. */
@@ -172,7 +178,7 @@ export class ControllerBench {
     const result = await this.run(['teardown', this.conf]);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(fs.existsSync(path.join(this.kube, 'namespaces/_/external-services.json'))).toBe(false);
-    for (const resource of ['pods', 'services', 'configmaps', 'secrets']) {
+    for (const resource of ['pods', 'services', 'configmaps', 'secrets', 'serviceaccounts', 'roles', 'rolebindings']) {
       const folder = path.join(this.kube, resource, 'external-services');
       expect(fs.existsSync(folder) ? fs.readdirSync(folder) : []).toEqual([]);
     }

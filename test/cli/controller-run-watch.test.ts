@@ -36,8 +36,9 @@ function startController(): void {
 async function waitSettled(expectedText: string): Promise<void> {
   await expect
     .poll(() => {
-      const published = bench.configMap()?.data['data.yaml'] ?? '';
-      return published.includes(expectedText) && published.includes('--to-destination 10.244.1.1:') && bench.gatewayRules() === published;
+      const published = bench.forwarderRules('es-a') ?? '';
+      const delivered = bench.gatewayRules() ?? '';
+      return published.includes(expectedText) && published.includes('--to-destination 10.244.1.1:') && delivered.includes(expectedText);
     }, { timeout: 15_000, interval: 50 })
     .toBe(true);
   // The last step of a cycle is the ConfigMap: wait until the loop says it waits a whole

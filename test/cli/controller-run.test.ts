@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { forwarderDocument, gatewayDocument } from '../../controller/desired.js';
+import { parseRules, serializeRules } from '../../lib/rules.js';
 import { ControllerBench, externalService, isMutating, README_SAMPLE } from './controller-run-fixture.js';
 
 /**
@@ -11,9 +13,17 @@ import { ControllerBench, externalService, isMutating, README_SAMPLE } from './c
 let bench: ControllerBench;
 afterEach(() => bench.remove());
 
-function rulesOf(call: { stdin?: string }): string | undefined {
-  const object = JSON.parse(call.stdin ?? '{}') as { kind?: string; data?: Record<string, string> };
-  return object.kind === 'ConfigMap' ? object.data?.['data.yaml'] : undefined;
+/**
+ * What genrule prints now (the whole document), and that each reader holds its part of it: the
+ * gateway hosts the gateway sections and every tunnel line, each forwarder ConfigMap its own entry.
+ */
+async function expectEachReaderHoldsItsPart(names: readonly string[], hosts: readonly string[] = ['gw1']): Promise<string> {
+  const genrule = await bench.run(['genrule', bench.conf]);
+  expect(genrule.exitCode, genrule.stderr).toBe(0);
+  const whole = parseRules(`${genrule.stdout}\n`, 'genrule'); // runBin strips the final newline
+  for (const host of hosts) expect(bench.gatewayRules(host)).toBe(serializeRules(gatewayDocument(whole)));
+  for (const name of names) expect(bench.forwarderRules(name)).toBe(serializeRules(forwarderDocument(whole, name)));
+  return `${genrule.stdout}\n`;
 }
 
 describe('controller --once on the README sample', () => {
@@ -41,41 +51,49 @@ describe('controller --once on the README sample', () => {
             env: [
               { name: 'EXTERNAL_SERVICE_NAME', value: 'my-external-service1' },
               { name: 'DATA_FILE', value: '/etc/external-service/config/data.yaml' },
+              { name: 'RULES_CONFIGMAP', value: 'external-service-data-my-external-service1' },
+              { name: 'RULES_CONFIGMAP_KEY', value: 'data.yaml' },
+              { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
             ],
           },
         ],
-        volumes: [{ configMap: { name: 'external-service-data' } }, { secret: { secretName: 'my-ssh-key', defaultMode: 256 } }],
+        serviceAccountName: 'k8s-ext-forwarder-my-external-service1',
+        volumes: [{ configMap: { name: 'external-service-data-my-external-service1' } }, { secret: { secretName: 'my-ssh-key', defaultMode: 256 } }],
       },
+    });
+    expect(bench.object('serviceaccounts', 'external-services', 'k8s-ext-forwarder-my-external-service1')).toBeDefined();
+    expect(bench.object('roles', 'external-services', 'k8s-ext-forwarder-my-external-service1')).toMatchObject({
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['external-service-data-my-external-service1'], verbs: ['get', 'list', 'watch'] }],
+    });
+    expect(bench.object('rolebindings', 'external-services', 'k8s-ext-forwarder-my-external-service1')).toMatchObject({
+      roleRef: { kind: 'Role', name: 'k8s-ext-forwarder-my-external-service1' },
+      subjects: [{ kind: 'ServiceAccount', name: 'k8s-ext-forwarder-my-external-service1', namespace: 'external-services' }],
     });
     expect(bench.object('services', 'external-services', 'my-external-service1')).toMatchObject({
       spec: { selector: { externalService: 'my-external-service1' }, ports: [{ protocol: 'TCP', port: 8000, targetPort: 8000 }] },
     });
-    // The ConfigMap is created empty first (init), then replaced with the rules.
-    const configMapWrites = first.calls.filter((call) => rulesOf(call) !== undefined).map(rulesOf);
-    expect(configMapWrites[0]).toBe('');
-    const published = bench.configMap()?.data['data.yaml'];
-    expect(published).toContain('2049:192.168.122.139:8000,192.168.122.200');
-    expect(bench.gatewayRules()).toBe(published);
+    // The forwarder's ConfigMap is created with its rules; the state ConfigMap holds no rules.
+    expect(bench.forwarderRules('my-external-service1')).toContain('2049:192.168.122.139:8000,192.168.122.200');
+    expect(bench.configMap()?.data).toEqual({});
+    expect(bench.gatewayRules()).toContain('2049:192.168.122.139:8000,192.168.122.200');
     expect(bench.gatewayFiles()).toEqual(['rules.yaml']);
     expect(first.calls.filter((call) => call.program === 'scp')).toHaveLength(1);
 
     // The pod got its IP after the first snapshot: the next cycle adds its iptables rules.
     const second = await bench.cycle();
     expect(second.exitCode, second.stderr).toBe(0);
-    const rules = bench.gatewayRules() ?? '';
+    const rules = bench.forwarderRules('my-external-service1') ?? '';
     expect(rules).toContain(
       'PREROUTING -t nat -m tcp -p tcp --dst 10.244.1.1 --src 10.244.0.11 --dport 8000 -j DNAT --to-destination 10.244.1.1:2049',
     );
-    expect(rules).toContain('192.168.122.201:2049:10.96.0.12:80,192.168.122.201');
-    expect(bench.configMap()?.data['data.yaml']).toBe(rules);
-    const genrule = await bench.run(['genrule', bench.conf]);
-    expect(genrule.exitCode, genrule.stderr).toBe(0);
-    expect(`${genrule.stdout}\n`).toBe(rules); // runBin strips the final newline
+    expect(bench.gatewayRules()).not.toContain('--dst 10.244.1.1');
+    expect(bench.gatewayRules()).toContain('192.168.122.201:2049:10.96.0.12:80,192.168.122.201');
+    await expectEachReaderHoldsItsPart(['my-external-service1']);
 
     const third = await bench.cycle();
     expect(third.exitCode, third.stderr).toBe(0);
     expect(third.calls.filter(isMutating)).toEqual([]);
-    expect(third.calls.filter((call) => call.program === 'kubectl')).toHaveLength(6);
+    expect(third.calls.filter((call) => call.program === 'kubectl')).toHaveLength(7);
 
     await bench.teardownAndExpectClean();
   });
@@ -141,24 +159,35 @@ describe('controller --once after a change', () => {
     });
     expect(bench.object('pods', 'external-services', 'es-b')).toBeUndefined();
     expect(bench.object('services', 'external-services', 'es-b')).toBeUndefined();
+    for (const resource of ['configmaps', 'serviceaccounts', 'roles', 'rolebindings']) {
+      expect(fs.readdirSync(path.join(bench.kube, resource, 'external-services')).filter((file) => file.includes('es-b'))).toEqual([]);
+    }
     const rules = bench.gatewayRules() ?? '';
     expect(rules).not.toBe(before);
     expect(rules).not.toContain('es-b');
     expect(rules).toContain('2050:192.168.122.139:9000,192.168.122.200');
-    expect(bench.configMap()?.data['data.yaml']).toBe(rules);
+    await expectEachReaderHoldsItsPart(['es-a']);
+    // The gateway first, then the forwarder's ConfigMap and the delivery state (one List).
     expect(result.calls.filter(isMutating).map((call) => (call.program === 'kubectl' ? call.argv.slice(0, 3).join(' ') : call.program))).toEqual([
       'replace -f -',
-      'delete pod es-b',
-      'delete service es-b',
+      'delete pods es-b',
+      'delete services es-b',
+      'delete configmaps external-service-data-es-b',
+      'delete rolebindings.rbac.authorization.k8s.io k8s-ext-forwarder-es-b',
+      'delete roles.rbac.authorization.k8s.io k8s-ext-forwarder-es-b',
+      'delete serviceaccounts k8s-ext-forwarder-es-b',
       'scp',
       'ssh',
       'replace -f -',
     ]);
+    const published = JSON.parse(result.calls.filter(isMutating).at(-1)?.stdin ?? '{}') as { kind: string; items: { metadata: { name: string } }[] };
+    expect(published.kind).toBe('List');
+    expect(published.items.map((item) => item.metadata.name)).toEqual(['external-service-data-es-a', 'external-service-data']);
     await bench.teardownAndExpectClean();
   });
 
   it('publishes nothing when a cluster read fails, and catches up once it works again', async () => {
-    const published = bench.configMap()?.data['data.yaml'];
+    const published = bench.forwarderRules('es-a');
     const delivered = bench.gatewayRules();
     bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' }));
     bench.failKubectl('^get endpointslices');
@@ -167,19 +196,19 @@ describe('controller --once after a change', () => {
     expect(failed.exitCode).not.toBe(0);
     expect(failed.stderr).toContain('stand-in failure injected');
     expect(failed.calls.filter(isMutating)).toEqual([]);
-    expect(bench.configMap()?.data['data.yaml']).toBe(published);
+    expect(bench.forwarderRules('es-a')).toBe(published);
     expect(bench.gatewayRules()).toBe(delivered);
 
     bench.failKubectl(undefined);
     const recovered = await bench.cycle();
     expect(recovered.exitCode, recovered.stderr).toBe(0);
     expect(bench.gatewayRules()).toContain('192.168.122.150');
-    expect(bench.configMap()?.data['data.yaml']).toBe(bench.gatewayRules());
+    await expectEachReaderHoldsItsPart(['es-a', 'es-b']);
     await bench.teardownAndExpectClean();
   });
 
   it('keeps the last valid version of a file that turns invalid, and ignores a new invalid file, leaving the others’ rules alone', async () => {
-    const published = bench.configMap()?.data['data.yaml'];
+    const published = [bench.forwarderRules('es-a'), bench.forwarderRules('es-b')];
     bench.writeConf('b.yaml', externalService('es-b', { sourceIP: '300.1.1.1' }));
     bench.writeConf('c.yaml', 'kind: ExternalService\nmetadata: {name: es-c}\nspec: {targetIP: 192.168.122.139, ports: [{port: 70000}]}\n');
 
@@ -191,7 +220,7 @@ describe('controller --once after a change', () => {
       expect(result.stderr).toContain('c.yaml: spec.ports[0].port: 70000 is not a port number');
       expect(result.stderr).toMatch(/b\.yaml: its last valid version stays in force/);
       expect(result.calls.filter(isMutating)).toEqual([]);
-      expect(bench.configMap()?.data['data.yaml']).toBe(published);
+      expect([bench.forwarderRules('es-a'), bench.forwarderRules('es-b')]).toEqual(published);
       expect(bench.object('pods', 'external-services', 'es-b')).toBeDefined();
     }
 
@@ -216,15 +245,14 @@ describe('controller --once delivering to the gateways', () => {
     const failed = await bench.cycle();
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toContain('failed: copy the rules to gw2');
-    expect(bench.gatewayRules('gw1')).toBe(bench.configMap()?.data['data.yaml']);
+    expect(bench.gatewayRules('gw1')).toContain('2049:192.168.122.139:8000,192.168.122.200');
     expect(bench.gatewayRules('gw2')).toBeUndefined();
 
     bench.failGateway('gw2', false);
     const retried = await bench.cycle();
     expect(retried.exitCode, retried.stderr).toBe(0);
     // The pod's IP changed the rules, so both get them; gw2 gets them for the first time.
-    expect(bench.gatewayRules('gw2')).toBe(bench.configMap()?.data['data.yaml']);
-    expect(bench.gatewayRules('gw1')).toBe(bench.gatewayRules('gw2'));
+    await expectEachReaderHoldsItsPart(['my-external-service1'], ['gw1', 'gw2']);
 
     const settled = await bench.cycle();
     expect(settled.calls.filter(isMutating)).toEqual([]);
@@ -233,7 +261,8 @@ describe('controller --once delivering to the gateways', () => {
     bench.writeConf('my-external-service1.yaml', README_SAMPLE.replace('192.168.122.139', '192.168.122.140'));
     const allFail = await bench.cycle();
     expect(allFail.exitCode).toBe(1);
-    expect(bench.configMap()?.data['data.yaml']).toContain('192.168.122.140');
+    // The forwarders wait for the gateways: a forwarder must not ask for a tunnel its gateway does not permit yet.
+    expect(bench.forwarderRules('my-external-service1')).toContain('192.168.122.140');
     expect(bench.gatewayRules('gw1')).not.toContain('192.168.122.140');
 
     bench.failGateway(undefined, false);

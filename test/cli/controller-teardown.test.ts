@@ -8,7 +8,7 @@ let bench: ControllerBench;
 afterEach(() => bench.remove());
 
 describe('controller teardown', () => {
-  it('deletes the pods and services, the ConfigMap, the secret and the namespace, in that order', async () => {
+  it('deletes the pods and services, the forwarders’ access and ConfigMaps, the state ConfigMap, the secret and the namespace, in that order', async () => {
     bench = new ControllerBench();
     bench.seedReadmeCluster();
     bench.writeConf('my-external-service1.yaml', README_SAMPLE);
@@ -24,9 +24,12 @@ describe('controller teardown', () => {
         .filter(isMutating)
         .map((call) => call.argv.join(' ')),
     ).toEqual([
-      'delete pod my-external-service1 -n external-services --ignore-not-found',
-      'delete service my-external-service1 -n external-services --ignore-not-found',
-      'delete configmap external-service-data -n external-services --ignore-not-found',
+      'delete pods my-external-service1 -n external-services --ignore-not-found',
+      'delete services my-external-service1 -n external-services --ignore-not-found',
+      'delete rolebindings.rbac.authorization.k8s.io k8s-ext-forwarder-my-external-service1 -n external-services --ignore-not-found',
+      'delete roles.rbac.authorization.k8s.io k8s-ext-forwarder-my-external-service1 -n external-services --ignore-not-found',
+      'delete serviceaccounts k8s-ext-forwarder-my-external-service1 -n external-services --ignore-not-found',
+      'delete configmaps external-service-data-my-external-service1 external-service-data -n external-services --ignore-not-found',
       'delete secret my-ssh-key -n external-services --ignore-not-found',
       'delete namespace external-services --ignore-not-found',
     ]);
@@ -45,9 +48,15 @@ describe('controller teardown', () => {
 
     const result = await bench.run(['teardown', bench.conf]);
     expect(result.exitCode, result.stderr).toBe(0);
-    const deletions = bench.calls().slice(before).filter(isMutating).map((call) => call.argv.slice(0, 3).join(' '));
-    expect(deletions).toEqual(expect.arrayContaining(['delete pod es-a', 'delete pod es-b', 'delete service es-b']));
-    expect(deletions).not.toContain('delete pod someone-elses');
+    const deletions = bench.calls().slice(before).filter(isMutating).map((call) => call.argv.join(' '));
+    expect(deletions).toEqual(
+      expect.arrayContaining([
+        'delete pods es-a es-b -n external-services --ignore-not-found',
+        'delete services es-a es-b -n external-services --ignore-not-found',
+        'delete serviceaccounts k8s-ext-forwarder-es-a k8s-ext-forwarder-es-b -n external-services --ignore-not-found',
+      ]),
+    );
+    expect(deletions.join('\n')).not.toContain('someone-elses');
   });
 
   it('never deletes a namespace, ConfigMap or secret it did not make (--namespace prod), and says what it kept and why', async () => {
