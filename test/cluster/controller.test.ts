@@ -58,7 +58,7 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     bench.dispose();
   });
 
-  it('init creates the ConfigMap and the secret, then the forwarder pod and Service, which the API stores with its defaults', async () => {
+  it('init creates the state ConfigMap and the secret, then the forwarder’s access, ConfigMap, pod and Service, which the API stores with its defaults', async () => {
     const first = await bench.cycle();
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stderr).toContain(`forwarder pod ${FORWARDER_NAMESPACE}/${FORWARDER} does not exist yet: its iptables rules are left out`);
@@ -67,6 +67,10 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     expect(first.requests.filter((event) => event.responseStatus?.code === 403)).toEqual([]);
     expect(ClusterControllerBench.writes(first.requests).map((event) => `${event.verb} ${event.objectRef?.resource}`)).toEqual([
       'create secrets',
+      'create configmaps',
+      'create serviceaccounts',
+      'create roles',
+      'create rolebindings',
       'create configmaps',
       'create pods',
       'create services',
@@ -81,7 +85,7 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
       spec: {
         restartPolicy: 'Always',
         dnsPolicy: 'ClusterFirst',
-        serviceAccountName: 'default',
+        serviceAccountName: `k8s-ext-forwarder-${FORWARDER}`,
         schedulerName: 'default-scheduler',
         terminationGracePeriodSeconds: 30,
         containers: [
@@ -93,13 +97,16 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
             env: [
               { name: 'EXTERNAL_SERVICE_NAME', value: FORWARDER },
               { name: 'DATA_FILE', value: '/etc/external-service/config/data.yaml' },
+              { name: 'RULES_CONFIGMAP', value: `${CONFIGMAP}-${FORWARDER}` },
+              { name: 'RULES_CONFIGMAP_KEY', value: 'data.yaml' },
+              { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
             ],
           },
         ],
       },
     });
     const volumes = pod?.spec?.volumes as { name: string; configMap?: unknown; secret?: unknown }[];
-    expect(volumes.find((volume) => volume.name === 'data-file')).toEqual({ name: 'data-file', configMap: { name: CONFIGMAP, defaultMode: 0o644 } });
+    expect(volumes.find((volume) => volume.name === 'data-file')).toEqual({ name: 'data-file', configMap: { name: `${CONFIGMAP}-${FORWARDER}`, defaultMode: 0o644 } });
     expect(volumes.find((volume) => volume.name === 'ssh-key-volume')).toEqual({ name: 'ssh-key-volume', secret: { secretName: 'my-ssh-key', defaultMode: 0o400 } });
     const service = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/services/${FORWARDER}`);
     expect(service).toMatchObject({
@@ -113,9 +120,9 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     });
     expect(String(service?.spec?.clusterIP)).toMatch(/^10\.96\.\d+\.\d+$/);
 
-    const rules = await bench.rules();
-    expect(rules).toContain('2049:192.168.122.139:8000,192.168.122.200');
-    expect(bench.gatewayRules()).toBe(rules);
+    expect(await bench.rules(FORWARDER)).toContain('2049:192.168.122.139:8000,192.168.122.200');
+    expect(bench.gatewayRules()).toContain('2049:192.168.122.139:8000,192.168.122.200');
+    expect((await bench.configMap()).data ?? {}).toEqual({});
   });
 
   it('once the forwarder pod runs, publishes the rules genrule computes from the EndpointSlices: ready endpoints only', async () => {
@@ -127,16 +134,12 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
       .replaceAll('10.96.0.12', '<ip2>')
       .replaceAll('<ip1>', await clusterIP('ns1', 'my-service1'))
       .replaceAll('<ip2>', await clusterIP('ns2', 'my-service2'));
-    const rules = await bench.rules();
-    expect(rules).toBe(expected);
-    expect(rules).not.toContain('10.244.0.13');
-    expect(bench.gatewayRules()).toBe(expected);
-    const genrule = await bench.run(['genrule', bench.conf]);
-    expect(genrule.exitCode, genrule.stderr).toBe(0);
-    expect(`${genrule.stdout}\n`).toBe(expected);
+    expect(await bench.genrule()).toBe(expected);
+    expect(await bench.rules(FORWARDER)).not.toContain('10.244.0.13');
+    await bench.expectEachReaderHolds(expected, [FORWARDER]);
   });
 
-  it('a steady cycle makes six reads and no write, and copies nothing to the gateway', async () => {
+  it('a steady cycle makes seven kubectl reads and no write, and copies nothing to the gateway', async () => {
     const steady = await bench.cycle();
     expect(steady.exitCode, steady.stderr).toBe(0);
     expect(ClusterControllerBench.writes(steady.requests)).toEqual([]);
@@ -145,8 +148,12 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
       'get configmaps',
       'get namespaces',
       'get secrets',
+      'list configmaps',
       'list endpointslices',
       'list pods',
+      'list rolebindings',
+      'list roles',
+      'list serviceaccounts',
       'list services',
     ]);
   });
@@ -159,7 +166,7 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     expect(saved.exitCode, saved.stderr).toBe(0);
     const offline = await bench.run(['genrule', '--snapshot', snapshot, bench.conf]);
     expect(offline.exitCode, offline.stderr).toBe(0);
-    expect(`${offline.stdout}\n`).toBe(await bench.rules());
+    expect(`${offline.stdout}\n`).toBe(await bench.genrule());
   });
 
   it('a port change replaces the Service keeping its cluster IP; several ports get names', async () => {
@@ -170,6 +177,7 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     expect(ClusterControllerBench.writes(cycle.requests).map((event) => `${event.verb} ${event.objectRef?.resource}`)).toEqual([
       'update services',
       'update configmaps',
+      'update configmaps',
     ]);
     const after = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/services/${FORWARDER}`);
     expect(after?.metadata.uid).toBe(before?.metadata.uid);
@@ -178,12 +186,12 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
       { name: 'tcp-8000', protocol: 'TCP', port: 8000, targetPort: 8000 },
       { name: 'tcp-9000', protocol: 'TCP', port: 9000, targetPort: 9443 },
     ]);
-    expect(await bench.rules()).toContain('2050:192.168.122.139:9443,192.168.122.200');
+    expect(await bench.rules(FORWARDER)).toContain('2050:192.168.122.139:9443,192.168.122.200');
     expect(cycle.requests.filter((event) => event.responseStatus?.code === 403)).toEqual([]);
-    expect(bench.gatewayRules()).toBe(await bench.rules());
+    await bench.expectEachReaderHolds(await bench.genrule(), [FORWARDER]);
   });
 
-  it("deletes a removed ExternalService's pod and Service, and nothing else", async () => {
+  it("deletes a removed ExternalService's pod, Service, ConfigMap and access, and nothing else", async () => {
     bench.writeConf('other.yaml', externalService('other', README_SOURCES.slice(0, 1), [7000]));
     const added = await bench.cycle();
     expect(added.exitCode, added.stderr).toBe(0);
@@ -196,17 +204,22 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     expect(ClusterControllerBench.writes(removed.requests).map((event) => `${event.verb} ${event.objectRef?.resource}/${event.objectRef?.name}`)).toEqual([
       'delete pods/other',
       'delete services/other',
+      `delete configmaps/${CONFIGMAP}-other`,
+      'delete rolebindings/k8s-ext-forwarder-other',
+      'delete roles/k8s-ext-forwarder-other',
+      'delete serviceaccounts/k8s-ext-forwarder-other',
       `update configmaps/${CONFIGMAP}`,
     ]);
     // The lab node finishes the pod's graceful deletion, as a kubelet would.
     await expect.poll(() => getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/pods/other`), { timeout: 30_000 }).toBeUndefined();
     expect(await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/services/other`)).toBeUndefined();
     expect(await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/pods/${FORWARDER}`)).toBeDefined();
-    expect(await bench.rules()).not.toContain('"other"');
+    expect(bench.gatewayRules()).not.toContain('"other"');
+    expect(await bench.rules('other')).toBeUndefined();
   });
 
   it('an invalid file keeps its last valid version in force, also across runs, until it is fixed', async () => {
-    const rules = await bench.rules();
+    const rules = await bench.rules(FORWARDER);
     const valid = fs.readFileSync(path.join(bench.conf, `${FORWARDER}.yaml`), 'utf8');
     bench.writeConf(`${FORWARDER}.yaml`, valid.replace('targetIP: 192.168.122.139', 'targetIP: 300.1.1.1'));
     for (let run = 0; run < 2; run++) {
@@ -216,13 +229,13 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
       expect(cycle.stderr).toContain('its last valid version stays in force');
       expect(ClusterControllerBench.writes(cycle.requests)).toEqual([]);
     }
-    expect(await bench.rules()).toBe(rules);
+    expect(await bench.rules(FORWARDER)).toBe(rules);
     expect(await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/services/${FORWARDER}`)).toBeDefined();
 
     bench.writeConf(`${FORWARDER}.yaml`, valid);
     const fixed = await bench.cycle();
     expect(fixed.exitCode, fixed.stderr).toBe(0);
-    expect(await bench.rules()).toBe(rules);
+    expect(await bench.rules(FORWARDER)).toBe(rules);
   });
 
   it('remembers on the ConfigMap what the gateway received: a restarted controller does not copy the rules again', async () => {
@@ -238,13 +251,13 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
 
     const first = loop({});
     bench.writeConf(`${FORWARDER}.yaml`, externalService(FORWARDER, README_SOURCES, [8000]));
-    await expect.poll(async () => (await bench.rules())?.includes('9443'), { timeout: 30_000 }).toBe(false);
-    const rules = (await bench.rules()) ?? '';
+    await expect.poll(async () => (await bench.rules(FORWARDER))?.includes('9443'), { timeout: 30_000 }).toBe(false);
+    const rules = bench.gatewayRules() ?? '';
+    expect(rules).not.toContain('9443');
     const sha = createHash('sha256').update(rules).digest('hex');
     await expect
       .poll(async () => (await bench.configMap()).metadata.annotations?.['k8s-ext-connector/delivered-sha256'], { timeout: 30_000 })
       .toBe(JSON.stringify({ gw1: sha }));
-    expect(bench.gatewayRules()).toBe(rules);
     expect(await first.stop(), first.output()).toBe(0);
     const copies = scpCalls();
 
@@ -262,7 +275,17 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     const deletions = ClusterControllerBench.writes(bench.requests()).filter((event) => event.verb === 'delete');
     expect(deletions.map((event) => event.user.username)).toEqual(deletions.map(() => CONTROLLER_USER));
     expect(deletions.map((event) => `${event.objectRef?.resource}/${event.objectRef?.name}`)).toEqual(
-      expect.arrayContaining([`pods/${FORWARDER}`, `services/${FORWARDER}`, `configmaps/${CONFIGMAP}`, 'secrets/my-ssh-key', `namespaces/${FORWARDER_NAMESPACE}`]),
+      expect.arrayContaining([
+        `pods/${FORWARDER}`,
+        `services/${FORWARDER}`,
+        `configmaps/${CONFIGMAP}-${FORWARDER}`,
+        `serviceaccounts/k8s-ext-forwarder-${FORWARDER}`,
+        `roles/k8s-ext-forwarder-${FORWARDER}`,
+        `rolebindings/k8s-ext-forwarder-${FORWARDER}`,
+        `configmaps/${CONFIGMAP}`,
+        'secrets/my-ssh-key',
+        `namespaces/${FORWARDER_NAMESPACE}`,
+      ]),
     );
     // The sources are not the controller's: they stay.
     expect(await getObject('/api/v1/namespaces/ns1/services/my-service1')).toBeDefined();

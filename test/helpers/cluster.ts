@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { inject, vi } from 'vitest';
+import { expect, inject, vi } from 'vitest';
+import { forwarderDocument, gatewayDocument } from '../../controller/desired.js';
 import { ClusterAccess, type AuditEvent, type ControlPlaneInfo } from '../../lab/control-plane.js';
 import type { KubeList, KubeObjectJson } from '../../lab/kube-api.js';
 import { run, type RunResult } from '../../lib/exec.js';
+import { parseRules, serializeRules } from '../../lib/rules.js';
 import { readStandinLog, ROOT, runBin, standinPath, STANDIN_BIN, tempDir, type CliResult, type StandinCall } from './cli.js';
 
 /**
@@ -233,15 +235,32 @@ export class ClusterControllerBench {
     return requests.filter((event) => MUTATING_VERBS.has(event.verb));
   }
 
-  /** The rules ConfigMap as the API server stores it. */
-  async configMap(): Promise<KubeObjectJson & { data?: Record<string, string> }> {
-    const found = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/configmaps/${CONFIGMAP}`);
-    if (!found) throw new Error(`ConfigMap ${CONFIGMAP} is missing`);
+  /** The state ConfigMap, or a forwarder's own (CONFIGMAP-<name>), as the API server stores it. */
+  async configMap(forwarder?: string): Promise<KubeObjectJson & { data?: Record<string, string> }> {
+    const name = forwarder === undefined ? CONFIGMAP : `${CONFIGMAP}-${forwarder}`;
+    const found = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/configmaps/${name}`);
+    if (!found) throw new Error(`ConfigMap ${name} is missing`);
     return found as KubeObjectJson & { data?: Record<string, string> };
   }
 
-  async rules(): Promise<string | undefined> {
-    return (await this.configMap()).data?.['data.yaml'];
+  /** A forwarder's rules, as its ConfigMap holds them (undefined without the ConfigMap). */
+  async rules(forwarder: string): Promise<string | undefined> {
+    const found = await getObject(`/api/v1/namespaces/${FORWARDER_NAMESPACE}/configmaps/${CONFIGMAP}-${forwarder}`);
+    return (found as { data?: Record<string, string> } | undefined)?.data?.['data.yaml'];
+  }
+
+  /** What `genrule` prints for the conf directory now: the whole rules document. */
+  async genrule(): Promise<string> {
+    const result = await this.run(['genrule', this.conf]);
+    if (result.exitCode !== 0) throw new Error(`genrule failed: ${result.stderr}`);
+    return `${result.stdout}\n`; // runBin strips the final newline
+  }
+
+  /** Each reader holds its part of the whole document: the gateway host its part, each forwarder its entry. */
+  async expectEachReaderHolds(whole: string, forwarders: readonly string[]): Promise<void> {
+    const rules = parseRules(whole, 'genrule');
+    expect(this.gatewayRules()).toBe(serializeRules(gatewayDocument(rules)));
+    for (const name of forwarders) expect(await this.rules(name)).toBe(serializeRules(forwarderDocument(rules, name)));
   }
 
   /** The rules file on a gateway host (written by the scp and ssh stand-ins), or undefined. */
