@@ -143,7 +143,15 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
         cluster.pod('ns2', PODS.pod2.name),
         cluster.pod(FORWARDER_NAMESPACE, PODS.forwarder.name),
       ]);
-      const service = await cluster.kubectl(['get', 'service', PODS.forwarder.name, '-n', FORWARDER_NAMESPACE, '-o', 'jsonpath={.spec.clusterIP}']);
+      // The controller creates the Service after the pod (and the pod's access and ConfigMap before it).
+      const serviceIP = await waitFor(
+        async () => {
+          const service = await cluster.kubectl(['get', 'service', PODS.forwarder.name, '-n', FORWARDER_NAMESPACE, '--ignore-not-found', '-o', 'jsonpath={.spec.clusterIP}']);
+          return service.stdout.trim() || undefined;
+        },
+        30_000,
+        `the Service ${FORWARDER_NAMESPACE}/${PODS.forwarder.name}`,
+      );
       return {
         pods: {
           pod1: { name: PODS.pod1.name, namespace: 'ns1', netns: pod1.netns, log: pod1.log(PODS.pod1.name) },
@@ -151,7 +159,7 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
         },
         external: network.external,
         externalLog: network.externalLog,
-        forwarder: { name: PODS.forwarder.name, namespace: FORWARDER_NAMESPACE, serviceIP: service.stdout.trim(), port: 8000, podIP: forwarder.ip },
+        forwarder: { name: PODS.forwarder.name, namespace: FORWARDER_NAMESPACE, serviceIP, port: 8000, podIP: forwarder.ip },
       };
     },
     teardown: async () => {
