@@ -34,8 +34,11 @@ export interface Action {
    * so that the file is never half-written or invalid.
    */
   writesFile?: { path: string; content: string } | undefined;
-  /** Run together with the neighbouring actions that also have it (each waits on the network). */
-  parallel?: boolean | undefined;
+  /**
+   * Run together with the neighbouring actions that have the same value (each waits on the
+   * network): `true`, or the name of a group, so that two groups in a row still run one after the other.
+   */
+  parallel?: boolean | string | undefined;
   /** The command may be interrupted by SIGINT/SIGTERM (others always finish). */
   interruptible?: boolean | undefined;
   /** The command leaves a background process behind (ssh -f): its stdout is not collected. */
@@ -132,7 +135,7 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
   for (let index = 0; index < actions.length; index++) {
     throwIfAborted(options.signal, `the remaining ${actions.length - index} action(s)`);
     const batch = [actions[index] as Action];
-    while (batch[0]?.parallel && batch.length < PARALLEL_LIMIT && actions[index + 1]?.parallel) batch.push(actions[++index] as Action);
+    while (batch[0]?.parallel && batch.length < PARALLEL_LIMIT && actions[index + 1]?.parallel === batch[0].parallel) batch.push(actions[++index] as Action);
     await Promise.all(batch.map(attempt));
   }
   return failures;

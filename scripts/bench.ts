@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { preflightProblems } from '../lab/preflight.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
+import { benchControllerScale, renderControllerScale, type ControllerScaleMeasurement } from './bench-controller-scale.js';
 import { benchFailover, renderFailover, type FailoverMeasurement } from './bench-failover.js';
 import { benchGatewayScale, FULL_SCALE, QUICK_SCALE, renderGatewayScale, type GatewayScaleMeasurement } from './bench-gateway-scale.js';
 import { benchGenrule, type GenruleMeasurement } from './bench-genrule.js';
@@ -18,6 +19,7 @@ import { benchTunnel, type TunnelMeasurement } from './bench-tunnel.js';
 interface Report {
   genrule?: GenruleMeasurement[];
   controller?: ControllerMeasurement[];
+  controllerScale?: ControllerScaleMeasurement | string;
   iptables?: IptablesApplyMeasurement[];
   latency?: LatencyMeasurement;
   requests?: RequestMeasurement;
@@ -76,6 +78,7 @@ function render(report: Report): string {
       ),
     );
   }
+  if (report.controllerScale) out.push('', renderControllerScale(report.controllerScale, table));
   if (report.skipped) {
     out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover, gateway at scale): ${report.skipped}`);
     return out.join('\n');
@@ -170,7 +173,7 @@ function render(report: Report): string {
   return out.join('\n');
 }
 
-const SECTIONS = ['genrule', 'controller', 'iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'] as const;
+const SECTIONS = ['genrule', 'controller', 'controller-scale', 'iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'] as const;
 type Section = (typeof SECTIONS)[number];
 const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'];
 
@@ -191,6 +194,11 @@ const program = new Command('bench')
     if (wanted.has('controller')) {
       progress('controller cycles');
       report.controller = await benchController(sizes);
+    }
+    if (wanted.has('controller-scale')) {
+      const count = options.quick ? 100 : 1000;
+      progress(`the controller with ${count} ExternalServices against a real control plane`);
+      report.controllerScale = await benchControllerScale(count, progress);
     }
     const problems = ROOT_SECTIONS.some((section) => wanted.has(section)) ? preflightProblems() : [];
     if (problems.length > 0) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Action } from '../../../lib/action.js';
+import { PARALLEL_LIMIT, type Action } from '../../../lib/action.js';
 import type { ExternalServicePort } from '../../../lib/externalservice.js';
 import {
   DELIVERED_ANNOTATION,
@@ -310,14 +310,31 @@ describe('changesToActions', () => {
     expect(actions[0]?.reason).toBe('create ServiceAccount a (missing)');
   });
 
-  it('makes as many calls for a thousand ExternalServices as for two', () => {
+  it('makes as many calls for ten thousand ExternalServices as for a hundred', () => {
     const changes = (count: number): ObjectChange[] =>
       planObjects(
         { services: Array.from({ length: count }, (_, index) => ({ name: `es${index}`, ports: [tcp(8000)] })), deleteLeftovers: true, configMaps: configMaps(...Array.from({ length: count }, (_, index) => `es${index}`)) },
         inPlace,
         settings,
       );
-    expect(objectActions(changes(1000), settings)).toHaveLength(objectActions(changes(2), settings).length);
+    expect(objectActions(changes(10_000), settings)).toHaveLength(objectActions(changes(100), settings).length);
+    expect(objectActions(changes(2), settings)).toHaveLength(6);
+  });
+
+  it('sends a large group as PARALLEL_LIMIT parts that run together, every object once and in order', () => {
+    const actions = changesToActions(Array.from({ length: 50 }, (_, index) => create('ConfigMap', `cm${index}`)), NS);
+    expect(actions).toHaveLength(PARALLEL_LIMIT);
+    expect(new Set(actions.map((action) => action.parallel))).toEqual(new Set(['create configmaps']));
+    expect(new Set(actions.map((action) => action.scope)).size).toBe(PARALLEL_LIMIT);
+    const names = actions.flatMap((action) => {
+      const input = JSON.parse(action.input ?? '') as { metadata: { name: string }; items?: { metadata: { name: string } }[] };
+      return (input.items ?? [input]).map((item) => item.metadata.name);
+    });
+    expect(names).toEqual(Array.from({ length: 50 }, (_, index) => `cm${index}`));
+    expect(actions[0]?.reason).toBe('create 7 ConfigMap objects (missing): cm0, cm1, cm2, cm3, cm4, and 2 more (part 1 of 8)');
+    // A following group of another kind is its own parallel group: it runs after this one.
+    const next = changesToActions([...Array.from({ length: 20 }, (_, index) => create('Pod', `p${index}`))], NS);
+    expect(next[0]?.parallel).toBe('create pods');
   });
 });
 
