@@ -35,6 +35,8 @@ export interface CycleMeasurement {
   apiRequests: number;
   apiWrites: number;
   peakRssMiB: number;
+  /** The longest kubectl call of the cycle: `get pods` etc., and its time. */
+  slowestKubectl: { call: string; ms: number };
 }
 
 export interface ControllerScaleMeasurement {
@@ -59,15 +61,16 @@ async function inBatches<T>(items: readonly T[], size: number, work: (item: T) =
 function kubectlRecorder(dir: string, realKubectl: string, log: string): void {
   const script = `#!${process.execPath}
 const { spawnSync } = require('node:child_process');
-require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify(process.argv.slice(2)) + '\\n');
+const started = Date.now();
 const result = spawnSync(${JSON.stringify(realKubectl)}, process.argv.slice(2), { stdio: 'inherit' });
+require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify({ argv: process.argv.slice(2), ms: Date.now() - started }) + '\\n');
 process.exit(result.status ?? 1);
 `;
   fs.writeFileSync(path.join(dir, 'kubectl'), script, { mode: 0o755 });
 }
 
-function lineCount(file: string): number {
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+function recordedCalls(file: string): { argv: string[]; ms: number }[] {
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { argv: string[]; ms: number }) : [];
 }
 
 /** Runs `bin/controller --once`, sampling its peak resident memory (VmHWM) until it exits. */
@@ -148,14 +151,17 @@ export async function benchControllerScale(count: number, progress: (text: strin
       events.filter((event) => event.user.username === CONTROLLER_USER && event.objectRef !== undefined);
     const cycle = async (what: string, expectedCodes: readonly number[] = [0]): Promise<CycleMeasurement> => {
       progress(`controller at scale: ${what}`);
-      const callsBefore = lineCount(kubectlLog);
+      const callsBefore = recordedCalls(kubectlLog).length;
       const requestsBefore = controllerRequests(access.auditEvents()).length;
-      const result = await runOnce(['--once', confDir], env);
+      const result = await runOnce(['--once', confDir], what.startsWith('a steady') && process.env.BENCH_CPU_PROF ? { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : env);
       if (!expectedCodes.includes(result.code ?? -1)) throw new Error(`controller --once (${what}) exited ${result.code}: ${result.stderr.split('\n').slice(-5).join('\n')}`);
       const requests = controllerRequests(access.auditEvents()).slice(requestsBefore);
+      const calls = recordedCalls(kubectlLog).slice(callsBefore);
+      const slowest = calls.reduce((a, b) => (b.ms > a.ms ? b : a), { argv: ['-'], ms: 0 });
       return {
         ms: Math.round(result.ms),
-        kubectlCalls: lineCount(kubectlLog) - callsBefore,
+        kubectlCalls: calls.length,
+        slowestKubectl: { call: slowest.argv.filter((arg) => !arg.startsWith('-')).slice(0, 2).join(' '), ms: slowest.ms },
         apiRequests: requests.length,
         apiWrites: requests.filter((event) => MUTATING.has(event.verb)).length,
         peakRssMiB: Math.round(result.peakRssMiB),
@@ -205,6 +211,7 @@ export function renderControllerScale(result: ControllerScaleMeasurement | strin
     name,
     (cycle.ms / 1000).toFixed(1),
     String(cycle.kubectlCalls),
+    `${cycle.slowestKubectl.call} ${(cycle.slowestKubectl.ms / 1000).toFixed(1)} s`,
     String(cycle.apiRequests),
     String(cycle.apiWrites),
     String(cycle.peakRssMiB),
@@ -213,7 +220,7 @@ export function renderControllerScale(result: ControllerScaleMeasurement | strin
   return [
     `Controller at scale against Kubernetes ${result.kubernetesVersion} (real kube-apiserver, bin/controller --once as ${CONTROLLER_USER}): ${result.externalServices} ExternalServices x 4 sources x 2 ports`,
     table(
-      ['cycle', 's', 'kubectl calls', 'API requests', 'API writes', 'peak RSS MiB'],
+      ['cycle', 's', 'kubectl calls', 'longest kubectl call', 'API requests', 'API writes', 'peak RSS MiB'],
       [row('first (creates everything)', result.first), row('publish (every pod has its IP)', result.publish), row('steady (nothing to do)', result.steady)],
     ),
     `largest object in ${FORWARDER_NAMESPACE}: ${result.largestObject.kind}/${result.largestObject.name}, ${(result.largestObject.bytes / 1024).toFixed(1)} KiB; ` +

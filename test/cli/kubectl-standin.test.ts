@@ -190,4 +190,13 @@ describe('the kubectl stand-in', () => {
     fs.rmSync(path.join(work.dir, '.fail'));
     expect(await stored('sa,roles')).toEqual([]);
   });
+
+  it('prints a list of megabytes whole through a pipe (a pipe takes 64 KiB at a time)', async () => {
+    const items = Array.from({ length: 2000 }, (_, index) => ({ kind: 'ConfigMap', metadata: { name: `cm${index}`, namespace: 'ns1' }, data: { key: 'x'.repeat(1000) } }));
+    seedKube(work.dir, items);
+    const result = await kubectl(['get', 'configmaps', '-n', 'ns1', '-o', 'json']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout.length).toBeGreaterThan(2_000_000);
+    expect((JSON.parse(result.stdout) as { items: unknown[] }).items).toHaveLength(2000);
+  });
 });
