@@ -153,7 +153,7 @@ export async function benchControllerScale(count: number, progress: (text: strin
       progress(`controller at scale: ${what}`);
       const callsBefore = recordedCalls(kubectlLog).length;
       const requestsBefore = controllerRequests(access.auditEvents()).length;
-      const result = await runOnce(['--once', confDir], what.startsWith('a steady') && process.env.BENCH_CPU_PROF ? { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : env);
+      const result = await runOnce(['--once', confDir], env);
       if (!expectedCodes.includes(result.code ?? -1)) throw new Error(`controller --once (${what}) exited ${result.code}: ${result.stderr.split('\n').slice(-5).join('\n')}`);
       const requests = controllerRequests(access.auditEvents()).slice(requestsBefore);
       const calls = recordedCalls(kubectlLog).slice(callsBefore);
