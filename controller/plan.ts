@@ -116,8 +116,8 @@ const PARALLEL_FROM = 2 * PARALLEL_LIMIT;
 
 function groupActions(group: readonly ObjectChange[], namespace: string): Action[] {
   if (group.length < PARALLEL_FROM) return [groupAction(group, namespace)];
-  const size = Math.ceil(group.length / PARALLEL_LIMIT);
-  const parts = Array.from({ length: Math.ceil(group.length / size) }, (_, index) => group.slice(index * size, (index + 1) * size));
+  const bound = (index: number): number => Math.floor((index * group.length) / PARALLEL_LIMIT);
+  const parts = Array.from({ length: PARALLEL_LIMIT }, (_, index) => group.slice(bound(index), bound(index + 1)));
   const first = group[0] as ObjectChange;
   return parts.map((part, index) => ({
     ...groupAction(part, namespace, `part ${index + 1} of ${parts.length}`),

@@ -22,7 +22,7 @@ function names(count: number): string[] {
 }
 
 describe('controller --once with rules per forwarder', () => {
-  it('makes as many kubectl calls on a first and a steady cycle for 24 ExternalServices as for 2', async () => {
+  it('makes as many kubectl calls on a first and a steady cycle for 40 ExternalServices as for 20', async () => {
     const calls = async (count: number): Promise<{ first: number; steady: number; steadyWrites: number }> => {
       bench = new ControllerBench();
       bench.seedReadmeCluster();
@@ -39,8 +39,8 @@ describe('controller --once with rules per forwarder', () => {
       bench.remove();
       return result;
     };
-    const few = await calls(2);
-    const many = await calls(24);
+    const few = await calls(20);
+    const many = await calls(40);
     expect(many).toEqual(few);
     expect(few.steadyWrites).toBe(0);
     bench = new ControllerBench(); // for afterEach

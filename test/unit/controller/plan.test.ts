@@ -331,7 +331,7 @@ describe('changesToActions', () => {
       return (input.items ?? [input]).map((item) => item.metadata.name);
     });
     expect(names).toEqual(Array.from({ length: 50 }, (_, index) => `cm${index}`));
-    expect(actions[0]?.reason).toBe('create 7 ConfigMap objects (missing): cm0, cm1, cm2, cm3, cm4, and 2 more (part 1 of 8)');
+    expect(actions[0]?.reason).toBe('create 6 ConfigMap objects (missing): cm0, cm1, cm2, cm3, cm4, and 1 more (part 1 of 8)');
     // A following group of another kind is its own parallel group: it runs after this one.
     const next = changesToActions([...Array.from({ length: 20 }, (_, index) => create('Pod', `p${index}`))], NS);
     expect(next[0]?.parallel).toBe('create pods');
