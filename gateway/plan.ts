@@ -3,12 +3,12 @@ import type { Action } from '../lib/action.js';
 import { natRestoreInput, natTableMatches, type NatRule } from '../lib/iptables.js';
 import { killArgv } from '../lib/process.js';
 import { describeRoute, hasQuickack, planQuickack, quickackBatch, routeKey, type Route } from '../lib/routes.js';
-import { natRules } from '../lib/rules.js';
+import { natRules, type RulesDocument } from '../lib/rules.js';
 import type { LinkState } from './ip-json.js';
 import { generatedHostKeyPath, namesFor, type IpNames, type Placement } from './names.js';
 import type { GatewayState, IpState } from './observe.js';
 import type { RulesState } from './rules-file.js';
-import { permitsFor, permitsInConfig, renderSshdConfig, type Permits, type SshdAccess } from './sshd-config.js';
+import { permitsByHost, permitsInConfig, renderSshdConfig, type Permits, type SshdAccess } from './sshd-config.js';
 import { renderKeepalivedConfig, roleOf, type VrrpSettings } from './vrrp.js';
 
 /**
@@ -65,8 +65,38 @@ function stopProcesses(ip: string, reason: string, pids: readonly number[]): Act
   return { reason, argv: killArgv(pids), stops: [...pids], scope: ip };
 }
 
+/**
+ * What a rules document asks of each gateway IP, worked out once per document and kept with it
+ * (until the document is dropped): the permits of every IP from one pass over all tunnel lines
+ * (permitsByHost), and each IP's nat rules parsed once, however often a cycle asks (the permits
+ * first, then the full plan; status). A RulesDocument is never changed once read: each read of
+ * the rules file makes a new one.
+ */
+interface PerIpRules {
+  permits?: Map<string, Permits> | undefined;
+  nat: Map<string, readonly NatRule[]>;
+}
+
+const perIpRules = new WeakMap<RulesDocument, PerIpRules>();
+
+function perIpRulesOf(rules: RulesDocument): PerIpRules {
+  let entry = perIpRules.get(rules);
+  if (entry === undefined) {
+    entry = { nat: new Map() };
+    perIpRules.set(rules, entry);
+  }
+  return entry;
+}
+
 export function desiredNat(rules: RulesState, ip: string): NatRule[] | undefined {
-  return rules.kind === 'ok' ? natRules(rules.rules.gateway[ip]?.['iptables-rule']) : undefined;
+  if (rules.kind !== 'ok') return undefined;
+  const { nat } = perIpRulesOf(rules.rules);
+  let wanted = nat.get(ip);
+  if (wanted === undefined) {
+    wanted = natRules(rules.rules.gateway[ip]?.['iptables-rule']);
+    nat.set(ip, wanted);
+  }
+  return [...wanted];
 }
 
 /** The host keys the sshd configs name: the host's own, or the one generated into the run dir. */
@@ -75,7 +105,12 @@ export function hostKeysFor(state: GatewayState, runDir: string): string[] {
 }
 
 export function desiredPermits(rules: RulesState, ip: string, config: string | undefined): Permits {
-  if (rules.kind === 'ok') return permitsFor(rules.rules, ip);
+  if (rules.kind === 'ok') {
+    const entry = perIpRulesOf(rules.rules);
+    entry.permits ??= permitsByHost(rules.rules);
+    const permits = entry.permits.get(ip);
+    return { open: [...(permits?.open ?? [])], listen: [...(permits?.listen ?? [])] };
+  }
   // No readable rules: keep what the running sshd already permits.
   return config === undefined ? { open: [], listen: [] } : permitsInConfig(config);
 }

@@ -9,7 +9,7 @@ import { namesFor } from './names.js';
 import type { GatewaySettings } from './settings.js';
 import { planGateway, planPermitsFirst, planRelease, planStaleSessions, type Desired, type SessionCheck } from './plan.js';
 import type { ActionFailure } from '../lib/action.js';
-import { readRulesFile, type RulesState } from './rules-file.js';
+import { readRulesFile, type ParsedRulesFile, type RulesState } from './rules-file.js';
 import { checkRouterIds } from './vrrp.js';
 import { isRunning } from './proc.js';
 
@@ -32,11 +32,13 @@ export function hostKeyProblem(options: Pick<GatewaySettings, 'hostKeyDir' | 'vr
 /**
  * One cycle: read the wanted state (IPS_CONF and the rules file), observe everything afresh,
  * plan, apply. The only memory across cycles is the last valid IP list (kept in force while
- * IPS_CONF is malformed) and what was last logged about the rules file (to log changes once).
+ * IPS_CONF is malformed), what was last logged about the rules file (to log changes once), and
+ * the document parsed from the last valid rules file (reused while its text stays the same).
  */
 export class GatewayReconciler {
   private lastValidIps: string[] | undefined;
   private lastRulesNote = '';
+  private readonly parsedRules: { last?: ParsedRulesFile | undefined } = {};
   /** The daemons the last cycle saw running: the loop looks out for their exit between cycles. */
   private watchedPids: number[] = [];
 
@@ -58,7 +60,7 @@ export class GatewayReconciler {
   }
 
   private currentRules(problems: string[]): RulesState {
-    const rules = readRulesFile(this.options.rulesFile);
+    const rules = readRulesFile(this.options.rulesFile, this.parsedRules);
     const note = rules.kind === 'invalid' ? rules.reason : rules.kind;
     if (rules.kind === 'invalid') problems.push(rules.reason);
     if (note !== this.lastRulesNote) {

@@ -54,6 +54,38 @@ export function permitsFor(rules: RulesDocument, ip: string): Permits {
   return { open: [...open].sort(), listen: [...listen].sort() };
 }
 
+/**
+ * The forwarding the rules need through the sshd of every IP the tunnels name, in one pass over
+ * the document's tunnel lines: for each IP the same as permitsFor(rules, IP), which reads every
+ * line again for each IP (100 IPs and 16,000 tunnel lines took seconds). An IP no tunnel names
+ * is absent.
+ */
+export function permitsByHost(rules: RulesDocument): Map<string, Permits> {
+  const open = new Map<string, Set<string>>();
+  const listen = new Map<string, Set<string>>();
+  const add = (byHost: Map<string, Set<string>>, host: string, value: string): void => {
+    const values = byHost.get(host);
+    if (values) values.add(value);
+    else byHost.set(host, new Set([value]));
+  };
+  for (const entry of Object.values(rules.forwarder)) {
+    for (const line of blockLines(entry['ssh-tunnel'])) {
+      const tunnel = parseTunnelLine(line, 'ssh-tunnel');
+      const [, targetHost, targetPort] = tunnel.spec.split(':');
+      add(open, hostOf(tunnel.host), `${targetHost}:${targetPort}`);
+    }
+    for (const line of blockLines(entry['remote-ssh-tunnel'])) {
+      const tunnel = parseTunnelLine(line, 'remote-ssh-tunnel');
+      const [bindHost, bindPort] = tunnel.spec.split(':');
+      add(listen, hostOf(tunnel.host), `${bindHost}:${bindPort}`);
+    }
+  }
+  const hosts = new Set([...open.keys(), ...listen.keys()]);
+  return new Map(
+    [...hosts].map((host): [string, Permits] => [host, { open: [...(open.get(host) ?? [])].sort(), listen: [...(listen.get(host) ?? [])].sort() }]),
+  );
+}
+
 /** The permits an existing config grants (kept while the rules file cannot be read). */
 export function permitsInConfig(config: string): Permits {
   const values = (keyword: string): string[] =>

@@ -13,7 +13,12 @@ export function isIPv4(value: unknown): value is string {
  * rules document, DEFAULT_GATEWAY.
  */
 export function nonUnicastReason(ip: string): string | undefined {
-  const [first = 0, second = 0] = ip.split('.').map(Number);
+  // The first two parts, as ip.split('.').map(Number) has them, without the arrays: this runs for
+  // every address of every rule of the rules file.
+  const firstDot = ip.indexOf('.');
+  const secondDot = firstDot === -1 ? -1 : ip.indexOf('.', firstDot + 1);
+  const first = Number(firstDot === -1 ? ip : ip.slice(0, firstDot));
+  const second = firstDot === -1 ? 0 : Number(secondDot === -1 ? ip.slice(firstDot + 1) : ip.slice(firstDot + 1, secondDot));
   if (first === 0) return 'is unspecified (0.0.0.0/8)';
   if (first === 127) return 'is a loopback address (127.0.0.0/8)';
   if (first === 169 && second === 254) return 'is a link-local address (169.254.0.0/16)';

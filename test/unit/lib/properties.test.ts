@@ -9,13 +9,13 @@ import { desiredFromSources } from '../../../forwarder/desired.js';
 import { tunnelArgv } from '../../../forwarder/tunnel.js';
 import { desiredNat, desiredPermits } from '../../../gateway/plan.js';
 import { readRulesFile } from '../../../gateway/rules-file.js';
-import { permitsInConfig } from '../../../gateway/sshd-config.js';
+import { permitsByHost, permitsFor, permitsInConfig } from '../../../gateway/sshd-config.js';
 import { parseIpsConf } from '../../../gateway/ipsconf.js';
 import { ConfigError } from '../../../lib/errors.js';
 import { parseExternalService } from '../../../lib/externalservice.js';
 import { natRestoreInput } from '../../../lib/iptables.js';
 import { unicastIPv4Problem } from '../../../lib/ipv4.js';
-import { blockLines, natRules, parseRules, parseTunnelLine, serializeRules, type RulesDocument } from '../../../lib/rules.js';
+import { blockLines, natRules, parseRules, parseTunnelLine, serializeRules, toBlock, type ForwarderEntry, type RulesDocument } from '../../../lib/rules.js';
 
 /**
  * Generated conf files, snapshots, ips.conf files and rules documents thrown at the parsers and
@@ -163,6 +163,48 @@ describe('properties', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(rejected).toBeGreaterThan(0);
+  });
+
+  it("every IP's sshd permits from one pass over the tunnel lines (permitsByHost; the plan's desiredPermits) are those permitsFor reads for that IP alone", () => {
+    // Few hosts and targets, so that IPs share documents, forwarders and targets, and lines repeat.
+    const gatewayIPs = ['192.168.122.20', '192.168.122.21', '192.168.122.22', '10.0.0.1'];
+    const sshHost = fc.tuple(fc.constantFrom('', 'tunnel@', 'root@'), fc.constantFrom(...gatewayIPs, 'gw.example')).map(([user, host]) => `${user}${host}`);
+    const target = fc.tuple(fc.constantFrom('192.168.122.139', '10.96.0.11', 'db.example'), fc.constantFrom(80, 8000, 8443));
+    const localLine = fc.tuple(goodPort, target, sshHost).map(([local, [host, remote], ssh]) => `${local}:${host}:${remote},${ssh}`);
+    const remoteLine = fc
+      .tuple(fc.constantFrom(...gatewayIPs), fc.integer({ min: 2049, max: 2052 }), unicast, goodPort, sshHost)
+      .map(([bind, local, host, remote, ssh]) => `${bind}:${local}:${host}:${remote},${ssh}`);
+    const entry = fc.record({
+      'iptables-rule': fc.constant(''),
+      'remote-ssh-tunnel': fc.array(remoteLine, { maxLength: 6 }).map(toBlock),
+      'ssh-tunnel': fc.array(localLine, { maxLength: 6 }).map(toBlock),
+    });
+    const documents = fc.array(entry, { maxLength: 6 }).map((entries): RulesDocument => ({
+      forwarder: Object.fromEntries(entries.map((value, index): [string, ForwarderEntry] => [`es-${index}`, value])),
+      gateway: {},
+    }));
+    let sharedDocuments = 0;
+    fc.assert(
+      fc.property(documents, (generated) => {
+        // As the gateway gets it: written and read back.
+        const document = parseRules(serializeRules(generated), 'rules.yaml');
+        const byHost = permitsByHost(document);
+        const named = new Set(
+          Object.values(document.forwarder).flatMap((value) =>
+            [...blockLines(value['ssh-tunnel']), ...blockLines(value['remote-ssh-tunnel'])].map((line) => line.slice(line.lastIndexOf(',') + 1).replace(/^.*@/, '')),
+          ),
+        );
+        expect([...byHost.keys()].sort()).toEqual([...named].sort());
+        if (named.size > 1) sharedDocuments++;
+        for (const host of [...gatewayIPs, 'gw.example', '192.168.122.99']) {
+          const alone = permitsFor(document, host);
+          expect(byHost.get(host) ?? { open: [], listen: [] }).toEqual(alone);
+          expect(desiredPermits({ kind: 'ok', rules: document }, host, undefined)).toEqual(alone);
+        }
+      }),
+      RUNS,
+    );
+    expect(sharedDocuments).toBeGreaterThan(0);
   });
 
   it('an ips.conf is either rejected with a ConfigError or lists only unicast IPv4 addresses', () => {
