@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 /**
  * The reconcile loop shared by the three components: level-triggered, never overlapping.
  * A cycle runs at start, every `intervalMs` (resync), soon after a watched path changes
- * (debounced), and sooner after a failure (backoff, capped at the interval). A watch event only
+ * (debounced), at once after another source of changes reports one, and sooner after a failure (backoff, capped at the interval). A watch event only
  * brings the next cycle forward: the cycle itself observes everything afresh.
  */
 
@@ -47,7 +47,8 @@ export interface LoopOptions {
   poll?: { everyMs: number; changed: (signal: AbortSignal) => Promise<boolean> };
   /**
    * Other sources of change (an API watch): each runs beside the loop until the signal aborts and
-   * calls `trigger` when it sees a change, which brings the next cycle forward like a file change.
+   * calls `trigger` when it sees a change, which brings the next cycle forward like a file change
+   * but without the debounce (a watch event is whole, not the first of a burst).
    */
   sources?: readonly ChangeSource[];
 }
@@ -68,19 +69,23 @@ export async function runLoop(options: LoopOptions): Promise<void> {
   let dirty: boolean;
   let debounce: NodeJS.Timeout | undefined;
 
+  const reconcileNow = (reason: string): void => {
+    log.debug('change seen, reconciling', { reason });
+    dirty = true;
+    wake?.();
+  };
   const trigger = (reason: string): void => {
     if (debounce) clearTimeout(debounce);
     debounce = setTimeout(() => {
       debounce = undefined;
-      log.debug('change seen, reconciling', { reason });
-      dirty = true;
-      wake?.();
+      reconcileNow(reason);
     }, debounceMs);
   };
 
   const watchers = await startWatchers(options.watch ?? [], trigger, log);
+  // An API watch event is whole (one object, one event): there is no burst to wait out.
   const sources = (options.sources ?? []).map((source) =>
-    source(trigger, signal).catch((error: unknown) => log.error('a source of changes failed', { error: errorMessage(error) })),
+    source(reconcileNow, signal).catch((error: unknown) => log.error('a source of changes failed', { error: errorMessage(error) })),
   );
   const onAbort = (): void => wake?.();
   signal.addEventListener('abort', onAbort);
@@ -91,6 +96,7 @@ export async function runLoop(options: LoopOptions): Promise<void> {
     while (!signal.aborted) {
       cycle++;
       dirty = false;
+      log.debug(`cycle ${cycle} started`);
       let delay = intervalMs;
       let succeeded = false;
       try {
