@@ -51,6 +51,10 @@ export interface ClusterChainOptions {
   binaries: KubeBinaries;
   /** The lab node's volume sync period (default kubelet's). */
   volumeSyncPeriodMs?: number;
+  /** Pods cannot reach the API server: the forwarder has only its mounted data file. */
+  blockApi?: boolean;
+  /** LOG_LEVEL of the controller, the gateway and the forwarder (default info). */
+  logLevel?: 'debug' | 'info';
   log?: (line: string) => void;
 }
 
@@ -76,7 +80,14 @@ export interface ClusterChain {
 export async function startClusterChain(lab: Lab, options: ClusterChainOptions): Promise<ClusterChain> {
   const log = options.log ?? (() => undefined);
   const network = await buildNetwork(lab, { hosts: { cp: CONTROL_PLANE_HOST } });
-  const cluster = await startClusterLab(lab, network, { binaries: options.binaries, volumeSyncPeriodMs: options.volumeSyncPeriodMs, log });
+  const logLevel: Record<string, string> = options.logLevel === undefined ? {} : { LOG_LEVEL: options.logLevel };
+  const cluster = await startClusterLab(lab, network, {
+    binaries: options.binaries,
+    volumeSyncPeriodMs: options.volumeSyncPeriodMs,
+    blockApi: options.blockApi,
+    imageEnv: logLevel,
+    log,
+  });
   const logsDir = path.join(lab.tempDir, 'logs');
   fs.mkdirSync(logsDir, { recursive: true });
   await cluster.kubectl(['apply', '-f', '-'], { input: appManifests() });
@@ -92,7 +103,7 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
   const controllerSsh = path.join(lab.tempDir, 'controller-ssh');
   fs.mkdirSync(controllerSsh, { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(controllerSsh, 'known_hosts'), `${ADDRESSES.gatewayHost} ${fs.readFileSync(nodeSshd.hostPublicKey, 'utf8').trim()}\n`);
-  await startGateway(lab, network, connector, key, path.join(logsDir, 'gateway.log'));
+  await startGateway(lab, network, connector, key, path.join(logsDir, 'gateway.log'), logLevel);
 
   const chain: ClusterChain = {
     network,
@@ -113,6 +124,7 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
           SSH_KEY_PATH: key.privateKey,
           GATEWAY_NODE_IP: ADDRESSES.gatewayHost,
           CONFIG_PATH_ON_GATEWAY_NODE: connector.rulesFile,
+          ...logLevel,
         },
         privileged: true,
         // The lab's files (conf directory, key, kubeconfig) live under /run: keep it.
@@ -198,6 +210,15 @@ export async function waitForClusterChecks(
   }
 }
 
+/** One timed change: when the file was edited (wall clock, as the components' logs show it) and how long until the traffic changed. */
+export interface ConfChangeTiming {
+  editedAtMs: number;
+  /** From the edit until the probe that saw the new behaviour returned. */
+  elapsedMs: number;
+  /** From the edit until that probe started (the change happened between the two). */
+  lastProbeStartMs: number;
+}
+
 /**
  * The change as a user makes it: the ExternalService file edited, timed until the traffic of the
  * source that changes does what the new file says (my-pod2's request through the forwarder
@@ -205,19 +226,26 @@ export async function waitForClusterChecks(
  * back), probed continuously from my-pod2.
  */
 export async function timeConfChange(lab: Lab, chain: ClusterChain, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<number> {
+  return (await timeConfChangeDetail(lab, chain, sources, timeoutMs)).elapsedMs;
+}
+
+/** timeConfChange, with the edit's wall-clock time and the start of the probe that saw the change. */
+export async function timeConfChangeDetail(lab: Lab, chain: ClusterChain, sources: readonly ExternalServiceSource[], timeoutMs: number): Promise<ConfChangeTiming> {
   const target = await chain.checksTarget();
   const url = `http://${target.forwarder.serviceIP}:${target.forwarder.port}/`;
   const enabled = sources.some((source) => source.sourceIP === ADDRESSES.sourceIPs[1]);
+  const editedAtMs = Date.now();
   const started = performance.now();
   chain.editConf(sources);
-  await waitFor(
+  const lastProbeStartMs = await waitFor(
     async () => {
+      const probeStart = performance.now() - started;
       const body = await httpGet(lab, target.pods.pod2.netns, url, 500);
       const changed = enabled ? body.endsWith(`saw you as ${ADDRESSES.sourceIPs[1]}`) : body.startsWith('error:');
-      return changed ? true : undefined;
+      return changed ? probeStart : undefined;
     },
     timeoutMs,
     `the traffic of ${PODS.pod2.name} to change after the edit`,
   );
-  return performance.now() - started;
+  return { editedAtMs, elapsedMs: performance.now() - started, lastProbeStartMs };
 }

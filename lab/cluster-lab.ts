@@ -34,6 +34,8 @@ export interface ClusterLabOptions {
   volumeSyncPeriodMs?: number;
   /** Pods cannot reach the API server (the forwarder then has only its mounted file). */
   blockApi?: boolean;
+  /** Environment every container gets unless its pod sets it (as an image's ENV would). */
+  imageEnv?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -89,6 +91,7 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
       apiService: { host: '10.96.0.1', port: 443 },
       volumeSyncPeriodMs: options.volumeSyncPeriodMs ?? KUBELET_SYNC_PERIOD_MS,
       blockApi: options.blockApi ?? false,
+      imageEnv: options.imageEnv,
       containerPath: [plane.info.kubernetesBinDir, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
       kubeProxy: {
         binary: options.binaries.path('kube-proxy'),

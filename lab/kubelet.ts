@@ -47,6 +47,8 @@ export interface KubeletOptions {
   blockApi?: boolean;
   /** PATH in the containers (the "image" has kubectl, node, ssh and iptables). */
   containerPath: string;
+  /** Environment every "image" sets (as a Dockerfile's ENV): the pod's own env overrides it. */
+  imageEnv?: Record<string, string>;
   log: (line: string) => void;
 }
 
@@ -243,6 +245,7 @@ export class LabKubelet {
     const { pod } = runtime;
     const { host, port } = this.options.apiService;
     const env: Record<string, string> = {
+      ...this.options.imageEnv,
       PATH: this.options.containerPath,
       HOME: '/root',
       HOSTNAME: pod.metadata.name,

@@ -26,6 +26,8 @@ export interface LabNodeConfig {
   volumeSyncPeriodMs: number;
   blockApi: boolean;
   containerPath: string;
+  /** Environment every "image" sets (e.g. LOG_LEVEL=debug); the pod's own env overrides it. */
+  imageEnv?: Record<string, string>;
   kubeProxy: { binary: string; kubeconfig: string; clusterCidr: string; logFile: string };
 }
 
@@ -71,6 +73,7 @@ export function startLabNode(config: LabNodeConfig, log: (line: string) => void)
     volumeSyncPeriodMs: config.volumeSyncPeriodMs,
     blockApi: config.blockApi,
     containerPath: config.containerPath,
+    imageEnv: config.imageEnv,
     log,
   });
   kubelet.start();

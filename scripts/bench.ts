@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { preflightProblems } from '../lab/preflight.js';
+import { benchChain, FULL_CHAIN, QUICK_CHAIN, renderChain, type ChainMeasurement } from './bench-chain.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
 import { benchControllerScale, renderControllerScale, type ControllerScaleMeasurement } from './bench-controller-scale.js';
 import { benchFailover, renderFailover, type FailoverMeasurement } from './bench-failover.js';
@@ -26,6 +27,7 @@ interface Report {
   tunnel?: TunnelMeasurement;
   failover?: FailoverMeasurement;
   gatewayScale?: GatewayScaleMeasurement;
+  chain?: ChainMeasurement;
   skipped?: string;
 }
 
@@ -80,7 +82,7 @@ function render(report: Report): string {
   }
   if (report.controllerScale) out.push('', renderControllerScale(report.controllerScale, table));
   if (report.skipped) {
-    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover, gateway at scale): ${report.skipped}`);
+    out.push('', `Skipped (nat apply, change latency, short requests, tunnel throughput, failover, gateway at scale, whole chain): ${report.skipped}`);
     return out.join('\n');
   }
   if (report.iptables) {
@@ -170,15 +172,16 @@ function render(report: Report): string {
   }
   if (report.failover) out.push('', renderFailover(report.failover, table));
   if (report.gatewayScale) out.push('', renderGatewayScale(report.gatewayScale, table));
+  if (report.chain) out.push('', renderChain(report.chain, table));
   return out.join('\n');
 }
 
-const SECTIONS = ['genrule', 'controller', 'controller-scale', 'iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'] as const;
+const SECTIONS = ['genrule', 'controller', 'controller-scale', 'iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale', 'chain'] as const;
 type Section = (typeof SECTIONS)[number];
-const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale'];
+const ROOT_SECTIONS: readonly Section[] = ['iptables', 'latency', 'requests', 'tunnel', 'failover', 'gateway-scale', 'chain'];
 
 const program = new Command('bench')
-  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests, tunnel throughput, failover and the gateway at scale in one run')
+  .description('measure rule generation, the controller cycle, nat apply, change latency, short requests, tunnel throughput, failover, the gateway at scale and the whole chain in cluster mode in one run')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
   .addOption(new Option('--only <sections...>', 'run only these sections').choices(SECTIONS))
@@ -228,6 +231,11 @@ const program = new Command('bench')
         const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
         progress(`bin/gateway with ${scale.ips} IPs and the rules of ${scale.externalServices} ExternalServices, beside the original's setup`);
         report.gatewayScale = await benchGatewayScale(scale, progress);
+      }
+      if (wanted.has('chain')) {
+        const chain = options.quick ? QUICK_CHAIN : FULL_CHAIN;
+        progress(`the whole chain in cluster mode: ${chain.watchChanges} changes with the forwarder's API watch, ${chain.volumeChanges} with the volume only`);
+        report.chain = await benchChain(chain, progress);
       }
     }
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
