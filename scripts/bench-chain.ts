@@ -174,7 +174,7 @@ async function runChain(lab: Lab, mode: ChainMode, count: number, volumeSyncPeri
 
 export async function benchChain(options: ChainOptions = FULL_CHAIN, progress: (text: string) => void = () => undefined): Promise<ChainMeasurement> {
   const problems = await binaryProblems(kubeBinaries());
-  if (problems.length > 0) return { skipped: `the Kubernetes binaries are not built (${problems[0]}): run npm run cluster:build`, runs: [], load: [] };
+  if (problems.length > 0) return { skipped: `the Kubernetes binaries are not built (${problems[0]}); npm run cluster:build builds them, then it runs`, runs: [], load: [] };
   const labs: Lab[] = [];
   const held: { chain?: ClusterChain } = {};
   const sweep = async (): Promise<void> => {
@@ -221,7 +221,7 @@ function medianOf(values: readonly (number | undefined)[]): number | undefined {
 
 /** The table: each way's median and max beside the target and the original's documented behaviour; then where the time of a change with the watch goes. */
 export function renderChain(measurement: ChainMeasurement, table: (header: string[], rows: string[][]) => string): string {
-  if (measurement.skipped) return `Whole-chain change latency in cluster mode: skipped (${measurement.skipped})`;
+  if (measurement.skipped) return `Whole-chain change latency in cluster mode: skipped: ${measurement.skipped}`;
   const original = 'next sync (INTERVAL 10 s) + volume refresh (~1 min): not measured';
   const label: Record<ChainMode, (run: ChainRun) => string> = {
     watch: () => "forwarder watches its ConfigMap through the API",
