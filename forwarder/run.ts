@@ -68,7 +68,7 @@ export async function reconcile(
   }
   const failures = await applyForwarderActions(actions, { log, signal });
   if (failures.length > 0) throw new Error(`${failures.length} of ${actions.length} changes failed (see above)`);
-  return actions.some((action) => action.daemonizes) ? { requeueAfterMs: RECHECK_AFTER_START_MS } : {};
+  return actions.some((action) => action.daemonizes) ? { changed: true, requeueAfterMs: RECHECK_AFTER_START_MS } : { changed: true };
 }
 
 /**

@@ -35,6 +35,12 @@ export function hostKeyProblem(options: Pick<GatewaySettings, 'hostKeyDir' | 'vr
  * IPS_CONF is malformed), what was last logged about the rules file (to log changes once), and
  * the document parsed from the last valid rules file (reused while its text stays the same).
  */
+/** What a cycle left: the problems that did not stop it, and whether it changed anything (ran actions). */
+export interface CycleOutcome {
+  problems: string[];
+  changed: boolean;
+}
+
 export class GatewayReconciler {
   private lastValidIps: string[] | undefined;
   private lastRulesNote = '';
@@ -111,9 +117,9 @@ export class GatewayReconciler {
    * as possible; then everything is observed, planned and applied. A reload that widens what an
    * sshd permits is followed by a second, smaller round once it has taken effect (see
    * stopStaleSessions), alongside the rest of the cycle. Returns the problems that did not stop
-   * the cycle (bad input kept out of force).
+   * the cycle (bad input kept out of force), and whether it ran any action.
    */
-  async cycle(signal?: AbortSignal): Promise<string[]> {
+  async cycle(signal?: AbortSignal): Promise<CycleOutcome> {
     try {
       return await this.reconcile(signal);
     } finally {
@@ -122,11 +128,11 @@ export class GatewayReconciler {
     }
   }
 
-  private async reconcile(signal?: AbortSignal): Promise<string[]> {
+  private async reconcile(signal?: AbortSignal): Promise<CycleOutcome> {
     const problems: string[] = [];
     const desired = this.desired(problems);
     // Before anything else: another node takes an unvouched address over within seconds.
-    if (desired.vrrp) await this.releaseUnvouched(desired, signal);
+    const released = desired.vrrp ? await this.releaseUnvouched(desired, signal) : false;
     const observeOptions = { ...this.options.placement, hostKeyDir: this.options.hostKeyDir, privsepDir: PRIVSEP_DIR, failover: desired.vrrp !== undefined };
     // Under DEBUG nothing is written, so the full plan would print the same commands again.
     const first = isDebug() ? { actions: [], sessionChecks: [] } : planPermitsFirst(desired, observeSshdConfigs(desired.ips, observeOptions));
@@ -142,7 +148,7 @@ export class GatewayReconciler {
     const planned = planGateway(desired, state);
     if (planned.actions.length === 0 && first.actions.length === 0) {
       this.log.debug('everything is in place', { ips: desired.ips.length });
-      return problems;
+      return { problems, changed: released };
     }
     const laterSentAtMs = Date.now();
     const later = await applyGatewayActions(planned.actions, { log: this.log, signal });
@@ -151,7 +157,7 @@ export class GatewayReconciler {
       const first = failures[0];
       throw new Error(`${failures.length} action(s) failed; first: ${first ? errorMessage(first.error) : ''}`);
     }
-    return problems;
+    return { problems, changed: true };
   }
 
   /**
@@ -159,10 +165,11 @@ export class GatewayReconciler {
    * keepalived was killed): another node takes such an IP over after three missed adverts, so
    * this cannot wait for the full observation of every IP.
    */
-  private async releaseUnvouched(desired: Desired, signal?: AbortSignal): Promise<void> {
+  private async releaseUnvouched(desired: Desired, signal?: AbortSignal): Promise<boolean> {
     const unvouched = await observeUnvouched(desired.ips, this.options.placement, signal);
     const actions = unvouched.flatMap(({ names, addresses }) => planRelease(names, addresses, false, desired.network.prefixLength));
     if (actions.length > 0) await applyGatewayActions(actions, { log: this.log, signal });
+    return actions.length > 0;
   }
 
   /**

@@ -24,7 +24,7 @@ export async function runGateway(options: GatewaySettings, once: boolean): Promi
   const controller = abortOnSignals(log);
   if (once) {
     // Bad input (a malformed rules file) is reported after everything else was applied.
-    const problems = await reconciler.cycle(controller.signal);
+    const { problems } = await reconciler.cycle(controller.signal);
     if (problems.length > 0) throw inputProblems(problems);
     return;
   }
@@ -40,9 +40,7 @@ export async function runGateway(options: GatewaySettings, once: boolean): Promi
   // keepalived's notify command records each transition there: a new file starts a cycle.
   if (options.vrrp) fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   await runLoop({
-    reconcile: async (signal) => {
-      await reconciler.cycle(signal);
-    },
+    reconcile: async (signal) => ({ changed: (await reconciler.cycle(signal)).changed }),
     log,
     intervalMs: options.intervalMs,
     signal: controller.signal,

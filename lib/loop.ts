@@ -13,6 +13,8 @@ import type { Logger } from './log.js';
 export interface ReconcileResult {
   /** Run again after this long instead of the interval. */
   requeueAfterMs?: number;
+  /** The cycle changed something (ran actions); logged with the cycle's end. */
+  changed?: boolean;
 }
 
 export type Reconcile = (signal: AbortSignal) => Promise<ReconcileResult | void>;
@@ -97,12 +99,15 @@ export async function runLoop(options: LoopOptions): Promise<void> {
       cycle++;
       dirty = false;
       log.debug(`cycle ${cycle} started`);
+      const startedAt = performance.now();
       let delay = intervalMs;
       let succeeded = false;
       try {
         const result = await reconcile(signal);
         failures = 0;
         succeeded = true;
+        // The moment a change is applied: what a cycle changed is in force when it ends.
+        log.debug(`cycle ${cycle} done`, { ms: Math.round(performance.now() - startedAt), changed: result?.changed === true });
         if (result?.requeueAfterMs !== undefined) delay = Math.min(delay, result.requeueAfterMs);
         options.onCycle?.({ ok: true, cycle });
       } catch (error) {

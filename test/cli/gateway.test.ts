@@ -322,6 +322,31 @@ describe('gateway (CLI against stand-ins for ip, iptables-save/restore, sshd and
   });
 });
 
+describe('gateway (loop): the end of each cycle in the debug log', () => {
+  it('logs each cycle\'s end with changed=true when it ran actions and changed=false when everything was in place', async () => {
+    const child = spawn(path.join(ROOT, 'bin/gateway'), [paths.ips], { env: { NO_COLOR: '1', ...env, INTERVAL: '60', LOG_LEVEL: 'debug' }, cwd: work.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const ends = (): string[] => [...stderr.matchAll(/ cycle (\d+) done ms=\d+ changed=(\w+)/g)].map((match) => `${match[1]} ${match[2]}`);
+    try {
+      await expect.poll(ends, { timeout: 15_000 }).toEqual(['1 true']);
+      // The same rules again, by rename: a cycle with nothing to do.
+      const same = fs.readFileSync(paths.rules, 'utf8');
+      fs.writeFileSync(`${paths.rules}.tmp`, same);
+      fs.renameSync(`${paths.rules}.tmp`, paths.rules);
+      await expect.poll(ends, { timeout: 5000 }).toEqual(['1 true', '2 false']);
+      // Changed rules: the cycle that applies them says so.
+      fs.writeFileSync(`${paths.rules}.tmp`, same.replace(/--dport 80 /g, '--dport 8080 '));
+      fs.renameSync(`${paths.rules}.tmp`, paths.rules);
+      await expect.poll(ends, { timeout: 5000 }).toEqual(['1 true', '2 false', '3 true']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited, stderr).toBe(0);
+  });
+});
+
 describe('gateway: rules files and IP lists that are not regular files of a sane size', () => {
   it('reports a FIFO as the rules file at once and keeps the applied rules (it never waits for a writer)', async () => {
     expect((await gateway(['--once', paths.ips])).exitCode).toBe(0);

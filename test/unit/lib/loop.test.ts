@@ -97,6 +97,42 @@ describe('runLoop: timing (fake timers)', () => {
     expect(loop.cycles()).toBe(4);
   });
 
+  it('logs the end of each successful cycle with its time and whether it changed anything, with a timestamp (the moment its changes are in force)', async () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-01-02T03:04:05.000Z'));
+    const results = [{ changed: true }, {}, undefined];
+    const loop = startLoop({
+      reconcile: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return results.shift();
+      },
+      intervalMs: 1000,
+    });
+    await vi.advanceTimersByTimeAsync(30);
+    expect(loop.cycles()).toBe(1);
+    await vi.advanceTimersByTimeAsync(2060);
+    expect(loop.cycles()).toBe(3);
+    const done = lines.filter((line) => / cycle \d+ done/.test(line)).map((line) => line.trim());
+    expect(done).toEqual([
+      '2026-01-02T03:04:05.030Z DEBUG test cycle 1 done ms=30 changed=true',
+      '2026-01-02T03:04:06.060Z DEBUG test cycle 2 done ms=30 changed=false',
+      '2026-01-02T03:04:07.090Z DEBUG test cycle 3 done ms=30 changed=false',
+    ]);
+  });
+
+  it('logs no end for a failed cycle (its error instead)', async () => {
+    vi.useFakeTimers();
+    startLoop({
+      reconcile: async () => {
+        throw new Error('ssh refused');
+      },
+      backoffMs: 1000,
+    });
+    await settle();
+    expect(lines.some((line) => / cycle 1 failed/.test(line))).toBe(true);
+    expect(lines.some((line) => / cycle 1 done/.test(line))).toBe(false);
+  });
+
   it('retries a failed cycle with a doubling backoff, well before the interval', async () => {
     vi.useFakeTimers();
     let calls = 0;
