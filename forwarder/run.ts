@@ -13,10 +13,19 @@ import { plan } from './plan.js';
 
 /**
  * After a cycle that started tunnels, the next one comes this soon: a tunnel that dies right
- * after starting (e.g. the gateway refused it while it did not yet have the new rules) is then
- * restarted within seconds instead of at the next resync.
+ * after starting (the gateway ended a session its sshd accepted while it reloaded for the same
+ * rules change, a few tens of ms after it) is then restarted within a second instead of at the
+ * next resync. That cycle also adds the new tunnels to those the liveness check watches (ssh -f
+ * forks: their pids are known only by looking).
  */
-export const RECHECK_AFTER_START_MS = 2000;
+export const RECHECK_AFTER_START_MS = 300;
+
+/**
+ * The first retry after a failed cycle (doubling up to the interval, see lib/loop). A tunnel start
+ * fails mostly while the gateway reloads its sshd for the same change (refused, or its session
+ * ended): by the time the failure is known the reload is usually done.
+ */
+export const RETRY_AFTER_FAILURE_MS = 50;
 
 /**
  * Between cycles, the loop checks this often that the tunnels of the last cycle still run, so
@@ -95,6 +104,7 @@ export async function runForwarder(settings: ForwarderSettings, once: boolean, l
   await runLoop({
     log,
     intervalMs: settings.intervalMs,
+    backoffMs: RETRY_AFTER_FAILURE_MS,
     signal: controller.signal,
     watch: [{ path: settings.dataFile, kind: 'file' }],
     poll: { everyMs: TUNNEL_CHECK_MS, changed: () => watchedTunnelExited(watched) },
