@@ -14,6 +14,15 @@ import { tunnelArgv, tunnelKey, tunnelLine, type RunningTunnel, type SshSettings
  * tunnel action is scoped by the tunnel's identity (tunnelKey).
  */
 
+/**
+ * A tunnel start refused at once is tried again soon, in the same cycle: when the gateway gets the
+ * same rules change, it reloads its sshd, which stops listening for a few ms while it re-executes
+ * (connection refused), and it ends the sessions it accepted around the reload (connection
+ * closed); either is over within tens of ms. A start that takes longer to fail (an unreachable
+ * gateway) is not repeated: the loop's backoff decides when to try again.
+ */
+export const START_RETRY = { attempts: 2, delayMs: 50, ifFailedWithinMs: 1000 } as const;
+
 /** Why a running tunnel is stopped. */
 export type StopReason = 'not desired' | 'duplicate';
 
@@ -40,6 +49,7 @@ export function planTunnels(desired: readonly Tunnel[], running: readonly Runnin
       daemonizes: true,
       interruptible: true,
       timeoutMs: ssh.startTimeoutMs,
+      retry: START_RETRY,
     }));
   return [...stops, ...starts];
 }

@@ -50,6 +50,11 @@ export interface Action {
   waitsForPidFile?: string | undefined;
   /** Kill the command after this long (lib/exec's default otherwise). */
   timeoutMs?: number | undefined;
+  /**
+   * Run the command again after `delayMs` when it failed within `ifFailedWithinMs` (a quick
+   * refusal, not a timeout), up to `attempts` more times; a later failure is final.
+   */
+  retry?: { attempts: number; delayMs: number; ifFailedWithinMs: number } | undefined;
 }
 
 /**
@@ -124,7 +129,7 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
     }
     log.info(action.reason, fields(action));
     try {
-      await applyOne(action, options);
+      await applyWithRetries(action, options, fields(action));
     } catch (error) {
       log.error(`failed: ${action.reason}`, { ...fields(action), error: failureText(error) });
       failures.push({ action, error });
@@ -139,6 +144,23 @@ export async function applyActions(actions: readonly Action[], options: ApplyOpt
     await Promise.all(batch.map(attempt));
   }
   return failures;
+}
+
+/** applyOne, again after a quick failure as the action's `retry` says. */
+async function applyWithRetries(action: Action, options: ApplyOptions, fields: Fields): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const started = performance.now();
+    try {
+      await applyOne(action, options);
+      return;
+    } catch (error) {
+      const { retry } = action;
+      const quick = performance.now() - started <= (retry?.ifFailedWithinMs ?? 0);
+      if (retry === undefined || attempt >= retry.attempts || !quick || options.signal?.aborted) throw error;
+      options.log.warn(`failed at once; retrying in ${retry.delayMs} ms: ${action.reason}`, { ...fields, error: failureText(error) });
+      await new Promise((resolve) => setTimeout(resolve, retry.delayMs));
+    }
+  }
 }
 
 async function applyOne(action: Action, options: ApplyOptions): Promise<void> {

@@ -77,7 +77,7 @@ describe('forwarder (loop): cycle ends and the waits after them', () => {
     ]);
   });
 
-  it('retries a failed tunnel start after 0.05 s (printed rounded up as 0.1s), then doubles', async () => {
+  it('tries a start refused at once twice more within the cycle, then retries the cycle after 0.05 s (printed rounded up as 0.1s), doubling', async () => {
     fs.writeFileSync(path.join(state, 'ssh-fail'), '192\\.168\\.122\\.201$\n');
     const stderr = await runUntil((text) => loopLines(text).filter((line) => line.includes('failed')).length >= 3);
     expect(loopLines(stderr).filter((line) => line.includes('failed')).slice(0, 3)).toEqual([
@@ -85,5 +85,8 @@ describe('forwarder (loop): cycle ends and the waits after them', () => {
       'cycle 2 failed; retrying in 0.1s',
       'cycle 3 failed; retrying in 0.2s',
     ]);
+    const firstCycle = stderr.slice(0, stderr.indexOf('cycle 1 failed'));
+    expect(firstCycle.match(/failed at once; retrying in 50 ms: start local tunnel 2050:192\.168\.122\.139:8000,192\.168\.122\.201/g)).toHaveLength(2);
+    expect(firstCycle.match(/ERROR forwarder failed: start local tunnel 2050/g)).toHaveLength(1);
   });
 });

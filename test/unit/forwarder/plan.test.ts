@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave, parseRuleLine } from '../../../lib/iptables.js';
 import { findTunnels, parsePs } from '../../../forwarder/observe.js';
-import { plan, planNat, planTunnels } from '../../../forwarder/plan.js';
+import { plan, planNat, planTunnels, START_RETRY } from '../../../forwarder/plan.js';
 import { parseRoutesJson } from '../../../lib/routes.js';
 import type { Action } from '../../../lib/action.js';
 import type { RunningTunnel, SshSettings, Tunnel } from '../../../forwarder/tunnel.js';
@@ -71,6 +71,18 @@ describe('planTunnels', () => {
       'kill 312 (not desired)',
       'kill 12345678 (duplicate)',
       'ssh -o StrictHostKeyChecking=no -i /k -g -f -N -L 2049:192.168.122.139:8000 -- 192.168.122.2',
+    ]);
+  });
+});
+
+describe('planTunnels: a start refused at once is tried again in the same cycle', () => {
+  it('gives every start (and no stop) two more attempts 50 ms apart, only after a failure within a second', () => {
+    const actions = planTunnels([L1, R1], [running(11, L2)], ssh);
+    expect(START_RETRY).toEqual({ attempts: 2, delayMs: 50, ifFailedWithinMs: 1000 });
+    expect(actions.map((action) => [action.stops ? 'stop' : 'start', action.retry])).toEqual([
+      ['stop', undefined],
+      ['start', START_RETRY],
+      ['start', START_RETRY],
     ]);
   });
 });

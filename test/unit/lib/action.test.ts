@@ -51,3 +51,47 @@ describe('applyActions', () => {
     expect(failures.map((failure) => `${failure.action.reason}: ${String(failure.error)}`)).toEqual([]);
   });
 });
+
+describe('applyActions: retry', () => {
+  /** An action that counts its runs in a file and fails (after `failAfterMs`) while it has run at most `failures` times. */
+  function flaky(dir: string, failures: number, failAfterMs = 0): Action {
+    const count = path.join(dir, 'runs');
+    const script = `
+const fs = require('node:fs');
+const runs = (fs.existsSync(${JSON.stringify(count)}) ? Number(fs.readFileSync(${JSON.stringify(count)}, 'utf8')) : 0) + 1;
+fs.writeFileSync(${JSON.stringify(count)}, String(runs));
+if (runs <= ${failures}) setTimeout(() => { console.error('refused'); process.exit(255); }, ${failAfterMs});`;
+    return { reason: 'start tunnel', argv: [process.execPath, '-e', script], retry: { attempts: 2, delayMs: 10, ifFailedWithinMs: 2000 } };
+  }
+  const runs = (dir: string): number => Number(fs.readFileSync(path.join(dir, 'runs'), 'utf8'));
+  const temp = (): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-ext-action-'));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it('runs a command that failed at once again, up to `attempts` more times, and succeeds if one of them does', async () => {
+    const dir = temp();
+    const failures = await applyActions([flaky(dir, 2)], { log, policy: 'continue' });
+    expect(failures).toEqual([]);
+    expect(runs(dir)).toBe(3);
+  });
+
+  it('reports the failure after the last attempt', async () => {
+    const dir = temp();
+    const failures = await applyActions([flaky(dir, 5)], { log, policy: 'continue' });
+    expect(failures.map((failure) => failure.action.reason)).toEqual(['start tunnel']);
+    expect(runs(dir)).toBe(3);
+  });
+
+  it('does not run again a command that took longer than ifFailedWithinMs to fail, nor one without retry', async () => {
+    const slow = temp();
+    const action = flaky(slow, 5, 300);
+    const failures = await applyActions([{ ...action, retry: { attempts: 2, delayMs: 10, ifFailedWithinMs: 100 } }], { log, policy: 'continue' });
+    expect(failures).toHaveLength(1);
+    expect(runs(slow)).toBe(1);
+    const plain = temp();
+    expect(await applyActions([{ ...flaky(plain, 5), retry: undefined }], { log, policy: 'continue' })).toHaveLength(1);
+    expect(runs(plain)).toBe(1);
+  });
+});
