@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ipToHex } from '../lib/ipv4.js';
 import { parseIptablesSave } from '../lib/iptables.js';
@@ -111,14 +112,40 @@ export interface AppliedForSource {
 }
 
 /**
+ * The command lines of the ssh processes in network namespace `ns`, read from /proc: other labs on
+ * the same machine (their own namespaces, the same addresses) run ssh processes too, which `ps`
+ * in the host's PID namespace would list alike.
+ */
+export function sshProcessesIn(ns: string): string[][] {
+  let netns: fs.Stats;
+  try {
+    netns = fs.statSync(`/run/netns/${ns}`);
+  } catch {
+    return [];
+  }
+  return fs.readdirSync('/proc').flatMap((pid) => {
+    if (!/^\d+$/.test(pid)) return [];
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'ssh') return [];
+      const own = fs.statSync(`/proc/${pid}/ns/net`);
+      if (own.ino !== netns.ino || own.dev !== netns.dev) return [];
+      return [fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)];
+    } catch {
+      // The process exited meanwhile.
+      return [];
+    }
+  });
+}
+
+/**
  * What is applied for each source IP: forwarder nat rules naming its pod, the gateway's nat rules
- * in its namespace, and ssh tunnels to it (ssh processes whose last argument is the IP).
+ * in its namespace, and ssh tunnels to it (ssh processes in the forwarder's pod whose last
+ * argument is the IP).
  */
 export async function appliedState(lab: Lab, topology: Topology, connector: Connector): Promise<Record<string, AppliedForSource>> {
   const saved = await lab.exec(topology.pods.forwarder.netns, ['iptables-save', '-t', 'nat'], { reject: false });
   const forwarderRules = parseIptablesSave(saved.stdout).rules;
-  const ps = await lab.exec(undefined, ['ps', '-C', 'ssh', '-o', 'args', '--no-headers'], { reject: false });
-  const tunnelHosts = ps.stdout.split('\n').map((line) => line.trim().split(/\s+/).at(-1) ?? '');
+  const tunnelHosts = sshProcessesIn(topology.pods.forwarder.netns).map((args) => args.at(-1) ?? '');
   const state: Record<string, AppliedForSource> = {};
   const podOf: Record<string, string> = { [ADDRESSES.sourceIPs[0]]: PODS.pod1.ip, [ADDRESSES.sourceIPs[1]]: PODS.pod2.ip };
   for (const ip of ADDRESSES.sourceIPs) {

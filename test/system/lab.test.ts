@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sshProcessesIn } from '../../lab/checks.js';
 import { Lab, systemSkipReason } from '../helpers/netns.js';
 
 const skip = systemSkipReason(['ssh', 'ssh-keygen', '/usr/sbin/sshd']);
@@ -39,6 +42,26 @@ describe.skipIf(skip !== undefined)('system test lab primitives', () => {
       .poll(async () => lab.connect(a, '127.0.0.1', 7000).catch(() => ''), { timeout: 10_000, interval: 200 })
       .toBe('10.209.0.2');
     await lab.stop(tunnel);
+  });
+
+  it("lists only the ssh processes of one network namespace, not another's with the same command line", async () => {
+    // A program named ssh (a link to sh) that waits, with an IP as its last argument, as a tunnel has.
+    const ssh = path.join(lab.tempDir, 'ssh');
+    fs.symlinkSync('/bin/sh', ssh);
+    const argv = [ssh, '-c', 'sleep 60; :', 'tunnel', '192.168.122.200'];
+    const inside = lab.spawn(a, argv, { stdio: 'ignore' });
+    const outside = lab.spawn(b, argv, { stdio: 'ignore' });
+    try {
+      await expect.poll(() => sshProcessesIn(a), { timeout: 5000 }).toEqual([argv]);
+      expect(sshProcessesIn(b)).toEqual([argv]);
+      await lab.stop(outside);
+      await expect.poll(() => sshProcessesIn(b), { timeout: 5000 }).toEqual([]);
+      expect(sshProcessesIn(a)).toEqual([argv]);
+      expect(sshProcessesIn('k8xlab-no-such-netns')).toEqual([]);
+    } finally {
+      await lab.stop(inside);
+      await lab.stop(outside);
+    }
   });
 
   it('cleanup leaves no namespace behind', async () => {
