@@ -40,6 +40,8 @@ export interface AdditionSteps {
 
 export interface LatencyMeasurement {
   changes: number;
+  /** Settings the forwarder got beyond the lab's (none: its defaults). */
+  forwarderEnv: Record<string, string>;
   additions: ChangeSamples;
   removals: ChangeSamples;
   additionSteps: AdditionSteps;
@@ -149,7 +151,7 @@ export function medianOf(values: readonly (number | undefined)[]): number | unde
   return known.length === 0 ? undefined : median(known);
 }
 
-export async function benchLatency(changes = 8): Promise<LatencyMeasurement> {
+export async function benchLatency(changes = 8, forwarderEnv: Record<string, string> = {}): Promise<LatencyMeasurement> {
   const lab = new Lab('k8xbl');
   const logs = path.join(lab.tempDir, 'logs');
   let stopAll = async (): Promise<void> => undefined;
@@ -162,7 +164,7 @@ export async function benchLatency(changes = 8): Promise<LatencyMeasurement> {
     const debug = { LOG_LEVEL: 'debug' };
     const files = { gateway: path.join(logs, 'gateway.log'), forwarder: path.join(logs, 'forwarder.log') };
     const gateway = await startGateway(lab, topology, connector, key, files.gateway, debug);
-    const forwarder = startForwarder(lab, topology, connector, key, files.forwarder, debug);
+    const forwarder = startForwarder(lab, topology, connector, key, files.forwarder, { ...debug, ...forwarderEnv });
     stopAll = async () => {
       await lab.stop(forwarder);
       await lab.stop(gateway);
@@ -192,7 +194,7 @@ export async function benchLatency(changes = 8): Promise<LatencyMeasurement> {
       steps.forwarderStartedSsh.push(firstAfter(forwarderLines, from, / start (local|remote) tunnel /));
       steps.tunnelRetries.push(forwarderLines.filter((line) => /failed: start (local|remote) tunnel|retrying in \d+ ms: start (local|remote) tunnel|poll saw a change/.test(line.text)).length);
     }
-    return { changes, additions, removals, additionSteps: steps };
+    return { changes, forwarderEnv, additions, removals, additionSteps: steps };
   } finally {
     await stopAll().catch(() => undefined);
     await lab.cleanup();

@@ -23,6 +23,8 @@ interface Report {
   controllerScale?: ControllerScaleMeasurement | string;
   iptables?: IptablesApplyMeasurement[];
   latency?: LatencyMeasurement;
+  /** The same with the forwarder offering curve25519-sha256 as its only key exchange. */
+  latencyCurve25519?: LatencyMeasurement;
   requests?: RequestMeasurement;
   tunnel?: TunnelMeasurement;
   failover?: FailoverMeasurement;
@@ -101,14 +103,17 @@ function render(report: Report): string {
       ),
     );
   }
-  if (report.latency) {
-    const { latency } = report;
+  for (const latency of [report.latency, report.latencyCurve25519]) {
+    if (!latency) continue;
     const round = (value: number | undefined): string => (value === undefined ? '-' : String(Math.round(value)));
+    const settings = Object.entries(latency.forwarderEnv).map(([name, value]) => `${name}=${value}`);
     out.push(
       '',
-      `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source; gateway and forwarder get the rules at the same moment). ` +
-        'Applied: from the publish to the end of the last forwarder and gateway cycle that changed something for it, from their debug logs (nothing probed meanwhile; the lab checked against the rules afterwards). ' +
-        'Usable: until a request through each source works, or fails for a removed one (four requests, one Node start each).',
+      settings.length > 0
+        ? `The same with the forwarder's ${settings.join(' ')} (${latency.changes} changes):`
+        : `Change-to-applied latency in the end-to-end lab (${latency.changes} changes, alternately dropping and restoring a source; gateway and forwarder get the rules at the same moment). ` +
+            'Applied: from the publish to the end of the last forwarder and gateway cycle that changed something for it, from their debug logs (nothing probed meanwhile; the lab checked against the rules afterwards). ' +
+            'Usable: until a request through each source works, or fails for a removed one (four requests, one Node start each).',
     );
     out.push(
       table(
@@ -218,6 +223,8 @@ const program = new Command('bench')
       if (wanted.has('latency')) {
         progress('change-to-applied latency in the lab');
         report.latency = await benchLatency(options.quick ? 4 : 10);
+        progress("change-to-applied latency in the lab, the forwarder's key exchange curve25519-sha256 only");
+        report.latencyCurve25519 = await benchLatency(options.quick ? 4 : 6, { SSH_OPTIONS: 'KexAlgorithms=curve25519-sha256' });
       }
       if (wanted.has('requests')) {
         progress(`short requests through the tunnels in the lab (${options.quick ? 200 : 1000} per path and direction)`);
