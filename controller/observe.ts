@@ -3,12 +3,12 @@ import { isPlainObject } from '../lib/yaml.js';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './objects.js';
 import type { NamedObject, ObservedForwarderConfigMap, ObservedForwarderObjects, ObservedRole } from './plan.js';
 import type { ObjectSettings } from './settings.js';
-import { kubectlGetJson, kubectlList, readClusterSnapshot, stringMap, type ClusterSnapshot, type ObjectMaps } from './snapshot.js';
+import { apiListPath, kubectlGetJson, kubectlRawList, readClusterSnapshot, stringMap, type ClusterSnapshot, type ObjectMaps } from './snapshot.js';
 
 /**
  * What the controller reads each cycle, with a constant number of kubectl calls: the cluster
- * snapshot (pods, services, endpoints) plus the namespace, the secret, the state ConfigMap and, in
- * one call, the forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings.
+ * snapshot (pods, services, endpoints) plus the namespace, the secret, the state ConfigMap and the
+ * forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings (one call per kind).
  * Any failing read throws, so a cycle never acts on a partial picture.
  */
 
@@ -83,29 +83,42 @@ async function readConfigMap(settings: ObjectSettings, options: ReadOptions): Pr
 
 async function list(resource: 'pods' | 'services', namespace: string, options: ReadOptions): Promise<NamedObject[]> {
   const objects: NamedObject[] = [];
-  for (const item of await kubectlList([resource, '-n', namespace], options)) {
+  for (const item of await kubectlRawList(apiListPath('/api/v1', resource, { namespace }), options)) {
     if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
     objects.push({ name: item.metadata.name, labels: stringMap(item.metadata.labels) });
   }
   return objects;
 }
 
-const FORWARDER_RESOURCES = ['configmaps', 'serviceaccounts', 'roles.rbac.authorization.k8s.io', 'rolebindings.rbac.authorization.k8s.io'];
+/** The forwarders' objects, each kind listed by its API path. */
+const FORWARDER_LISTS = [
+  ['ConfigMap', '/api/v1', 'configmaps'],
+  ['ServiceAccount', '/api/v1', 'serviceaccounts'],
+  ['Role', '/apis/rbac.authorization.k8s.io/v1', 'roles'],
+  ['RoleBinding', '/apis/rbac.authorization.k8s.io/v1', 'rolebindings'],
+] as const;
 
-/** The forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings: those with the controller's label, in one call. */
+/**
+ * The forwarders' ConfigMaps, ServiceAccounts, Roles and RoleBindings: those with the controller's
+ * label, one call per kind (lists as the API server sends them; see kubectlRawList).
+ */
 export async function readForwarderObjects(namespace: string, options: ReadOptions): Promise<ObservedForwarderObjects> {
-  const items = await kubectlList([FORWARDER_RESOURCES.join(','), '-n', namespace, '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY}`], options);
+  const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  const lists = await Promise.all(FORWARDER_LISTS.map(([, base, resource]) => kubectlRawList(apiListPath(base, resource, { namespace, labelSelector }), options)));
   const configMaps: ObservedForwarderConfigMap[] = [];
   const serviceAccounts: NamedObject[] = [];
   const roles: ObservedRole[] = [];
   const roleBindings: NamedObject[] = [];
-  for (const item of items) {
-    if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
-    const named = { name: item.metadata.name, labels: stringMap(item.metadata.labels) };
-    if (item.kind === 'ConfigMap') configMaps.push({ ...named, data: stringMap(item.data), annotations: stringMap(item.metadata.annotations) });
-    else if (item.kind === 'ServiceAccount') serviceAccounts.push(named);
-    else if (item.kind === 'Role') roles.push({ ...named, rules: item.rules });
-    else if (item.kind === 'RoleBinding') roleBindings.push(named);
+  for (const [index, items] of lists.entries()) {
+    const kind = FORWARDER_LISTS[index]?.[0];
+    for (const item of items) {
+      if (!isPlainObject(item) || !isPlainObject(item.metadata) || typeof item.metadata.name !== 'string') continue;
+      const named = { name: item.metadata.name, labels: stringMap(item.metadata.labels) };
+      if (kind === 'ConfigMap') configMaps.push({ ...named, data: stringMap(item.data), annotations: stringMap(item.metadata.annotations) });
+      else if (kind === 'ServiceAccount') serviceAccounts.push(named);
+      else if (kind === 'Role') roles.push({ ...named, rules: item.rules });
+      else if (kind === 'RoleBinding') roleBindings.push(named);
+    }
   }
   return { configMaps, serviceAccounts, roles, roleBindings };
 }

@@ -76,9 +76,9 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
     expect(kubectlCalls()).toHaveLength(3);
     expect(kubectlCalls()).toEqual(
       expect.arrayContaining([
-        ['get', 'pods', '-n', 'external-services', '-o', 'json'],
-        ['get', 'services', '--all-namespaces', '-o', 'json'],
-        ['get', 'endpointslices.discovery.k8s.io', '--all-namespaces', '-l', 'kubernetes.io/service-name', '-o', 'json'],
+        ['get', '--raw', '/api/v1/namespaces/external-services/pods'],
+        ['get', '--raw', '/api/v1/services'],
+        ['get', '--raw', '/apis/discovery.k8s.io/v1/endpointslices?labelSelector=kubernetes.io%2Fservice-name'],
       ]),
     );
   });
@@ -129,20 +129,20 @@ describe('bin/controller genrule, validate and snapshot against the kubectl stan
     fs.writeFileSync(path.join(conf, 'a.yaml'), SAMPLE);
     await controller(['genrule', conf], { FORWARDER_NAMESPACE: 'fwd-env' });
     await controller(['genrule', '--namespace', 'fwd-flag', conf], { FORWARDER_NAMESPACE: 'fwd-env' });
-    expect(kubectlCalls().filter((argv) => argv[1] === 'pods')).toEqual([
-      ['get', 'pods', '-n', 'fwd-env', '-o', 'json'],
-      ['get', 'pods', '-n', 'fwd-flag', '-o', 'json'],
+    expect(kubectlCalls().filter((argv) => argv[2]?.endsWith('/pods'))).toEqual([
+      ['get', '--raw', '/api/v1/namespaces/fwd-env/pods'],
+      ['get', '--raw', '/api/v1/namespaces/fwd-flag/pods'],
     ]);
   });
 
   it('prints nothing on stdout and exits 1 when a cluster read fails', async () => {
     fs.writeFileSync(path.join(conf, 'a.yaml'), SAMPLE);
     seedKube(kube, readmeCluster());
-    fs.writeFileSync(path.join(kube, '.fail'), '^get endpointslices\n');
+    fs.writeFileSync(path.join(kube, '.fail'), '^get --raw \\S*/endpointslices\n');
     const result = await controller(['genrule', conf]);
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('kubectl get endpointslices.discovery.k8s.io --all-namespaces -l kubernetes.io/service-name -o json');
+    expect(result.stderr).toContain("kubectl get --raw '/apis/discovery.k8s.io/v1/endpointslices?labelSelector=kubernetes.io%2Fservice-name'");
   });
 
   it('saves a snapshot that genrule --snapshot turns into the same rules with no kubectl at all', async () => {

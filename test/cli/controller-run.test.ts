@@ -93,7 +93,20 @@ describe('controller --once on the README sample', () => {
     const third = await bench.cycle();
     expect(third.exitCode, third.stderr).toBe(0);
     expect(third.calls.filter(isMutating)).toEqual([]);
-    expect(third.calls.filter((call) => call.program === 'kubectl')).toHaveLength(7);
+    // Ten reads: the lists as the API server's own JSON (kubectl get --raw), the three single objects by name.
+    const selector = 'labelSelector=app.kubernetes.io%2Fmanaged-by%3Dk8s-ext-connector';
+    expect(third.calls.filter((call) => call.program === 'kubectl').map((call) => call.argv.join(' ')).sort()).toEqual([
+      'get --raw /api/v1/namespaces/external-services/configmaps?' + selector,
+      'get --raw /api/v1/namespaces/external-services/pods',
+      'get --raw /api/v1/namespaces/external-services/serviceaccounts?' + selector,
+      'get --raw /api/v1/services',
+      'get --raw /apis/discovery.k8s.io/v1/endpointslices?labelSelector=kubernetes.io%2Fservice-name',
+      'get --raw /apis/rbac.authorization.k8s.io/v1/namespaces/external-services/rolebindings?' + selector,
+      'get --raw /apis/rbac.authorization.k8s.io/v1/namespaces/external-services/roles?' + selector,
+      'get configmap external-service-data -n external-services --ignore-not-found -o json',
+      'get namespace external-services -o name --ignore-not-found',
+      'get secret my-ssh-key -n external-services -o name --ignore-not-found',
+    ]);
 
     await bench.teardownAndExpectClean();
   });
@@ -190,7 +203,7 @@ describe('controller --once after a change', () => {
     const published = bench.forwarderRules('es-a');
     const delivered = bench.gatewayRules();
     bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' }));
-    bench.failKubectl('^get endpointslices');
+    bench.failKubectl('^get --raw \\S*/endpointslices');
 
     const failed = await bench.cycle();
     expect(failed.exitCode).not.toBe(0);

@@ -191,6 +191,32 @@ describe('the kubectl stand-in', () => {
     expect(await stored('sa,roles')).toEqual([]);
   });
 
+  it('get --raw prints a list as the API server does: its kind, items without kind, label selector and namespace applied', async () => {
+    await kubectl(['create', '-f', '-'], list([serviceAccount('sa1'), role('r1'), roleBinding('rb1')]));
+    seedKube(work.dir, [{ kind: 'Namespace', metadata: { name: 'ns2' } }]);
+    await kubectl(['create', '-f', '-'], list([role('r2', 'ns2'), { ...role('r3'), metadata: { name: 'r3', namespace: 'ns1' } }]));
+    const raw = async (apiPath: string): Promise<unknown> => {
+      const result = await kubectl(['get', '--raw', apiPath]);
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stdout.trim()).not.toContain('\n');
+      return JSON.parse(result.stdout);
+    };
+    // r3 has no label: the selector leaves it out.
+    const selected = `/apis/${RBAC}/namespaces/ns1/roles?labelSelector=${encodeURIComponent('app.kubernetes.io/managed-by=k8s-ext-connector')}`;
+    expect(await raw(selected)).toMatchObject({ kind: 'RoleList', apiVersion: RBAC, items: [{ metadata: { name: 'r1', namespace: 'ns1' } }] });
+    const all = (await raw(`/apis/${RBAC}/roles`)) as { items: Item[] };
+    expect(all.items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`)).toEqual(['ns1/r1', 'ns1/r3', 'ns2/r2']);
+    expect(all.items.every((item) => item.kind === undefined && item.apiVersion === undefined)).toBe(true);
+    expect(await raw('/api/v1/namespaces/ns1/serviceaccounts')).toMatchObject({ kind: 'ServiceAccountList', items: [{ metadata: { name: 'sa1' } }] });
+    for (const missing of ['/api/v1/roles', `/apis/${RBAC}/namespaces/ns1/nothing`]) {
+      expect(await kubectl(['get', '--raw', missing])).toEqual({
+        exitCode: 1,
+        stdout: '',
+        stderr: 'Error from server (NotFound): the server could not find the requested resource\n',
+      });
+    }
+  });
+
   it('prints a list of megabytes whole through a pipe (a pipe takes 64 KiB at a time)', async () => {
     const items = Array.from({ length: 2000 }, (_, index) => ({ kind: 'ConfigMap', metadata: { name: `cm${index}`, namespace: 'ns1' }, data: { key: 'x'.repeat(1000) } }));
     seedKube(work.dir, items);

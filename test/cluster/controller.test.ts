@@ -139,7 +139,7 @@ describe.skipIf(clusterSkipReason !== undefined)('bin/controller against a real 
     await bench.expectEachReaderHolds(expected, [FORWARDER]);
   });
 
-  it('a steady cycle makes seven kubectl reads and no write, and copies nothing to the gateway', async () => {
+  it('a steady cycle makes ten reads and no write, and copies nothing to the gateway', async () => {
     const steady = await bench.cycle();
     expect(steady.exitCode, steady.stderr).toBe(0);
     expect(ClusterControllerBench.writes(steady.requests)).toEqual([]);
