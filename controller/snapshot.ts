@@ -201,7 +201,8 @@ function serviceFromObject(object: unknown): ServiceInfo | undefined {
   };
 }
 
-const byAddress = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+/** a.localeCompare(b, 'en', { numeric: true }), with one collator instead of one per call. */
+const byAddress = new Intl.Collator('en', { numeric: true }).compare;
 
 /** Each service's ready addresses, gathered from all of its EndpointSlices. */
 function endpointsFromSlices(slices: readonly unknown[]): EndpointsInfo[] {

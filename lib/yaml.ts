@@ -59,6 +59,51 @@ function expandsWithin(data: unknown, limit: number): boolean {
  * mappings as `{}`.
  */
 export function dumpLiteralYaml(value: unknown): string {
+  return plainLiteralYaml(value) ?? dumpLiteralYamlSlowly(value);
+}
+
+/** A key that is the same text in a JSON string and a YAML double-quoted scalar: printable ASCII, no `"` or `\\`. */
+const PLAIN_KEY = /^[ !#-[\]-~]*$/;
+/**
+ * A value whose literal block is its lines as they are (`|`, no indentation or chomping
+ * indicator): lines of printable ASCII, none empty, none starting or ending with a space, each
+ * ending in "\n".
+ */
+const PLAIN_BLOCK = /^(?:[!-~](?:[ -~]*[!-~])?\n)+$/;
+
+/**
+ * dumpLiteralYaml's output written directly, for the documents the controller writes on every
+ * cycle (thousands of rule lines, where js-yaml's checks of each string took most of the time);
+ * undefined for anything else (other keys, values or types), which js-yaml then writes. The
+ * two give the same text (a property test compares them).
+ */
+function plainLiteralYaml(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const out: string[] = [];
+  const write = (object: Record<string, unknown>, indent: string): boolean => {
+    for (const key of Object.keys(object).sort()) {
+      if (!PLAIN_KEY.test(key)) return false;
+      const entry = object[key];
+      if (typeof entry === 'string') {
+        if (entry === '') out.push(`${indent}"${key}": ""\n`);
+        else if (PLAIN_BLOCK.test(entry)) out.push(`${indent}"${key}": |\n${indent}  ${entry.slice(0, -1).replaceAll('\n', `\n${indent}  `)}\n`);
+        else return false;
+      } else if (isPlainObject(entry)) {
+        if (Object.keys(entry).length === 0) out.push(`${indent}"${key}": {}\n`);
+        else {
+          out.push(`${indent}"${key}":\n`);
+          if (!write(entry, `${indent}  `)) return false;
+        }
+      } else return false;
+    }
+    return true;
+  };
+  if (Object.keys(value).length === 0) return '{}\n';
+  return write(value, '') ? out.join('') : undefined;
+}
+
+/** dumpLiteralYaml through js-yaml: any value. */
+export function dumpLiteralYamlSlowly(value: unknown): string {
   return dump(value, {
     indent: 2,
     sortKeys: true,
