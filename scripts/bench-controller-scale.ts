@@ -57,20 +57,36 @@ async function inBatches<T>(items: readonly T[], size: number, work: (item: T) =
   for (let index = 0; index < items.length; index += size) await Promise.all(items.slice(index, index + size).map(work));
 }
 
-/** A kubectl that records each call (one line) and runs the real one. */
+const shellQuote = (text: string): string => `'${text.replaceAll("'", "'\\''")}'`;
+
+/**
+ * A kubectl that runs the real one and records each call (its time in ns, then its argv, one line
+ * written at once). A shell script: a Node wrapper cost each call about as much CPU as the call.
+ */
 function kubectlRecorder(dir: string, realKubectl: string, log: string): void {
-  const script = `#!${process.execPath}
-const { spawnSync } = require('node:child_process');
-const started = Date.now();
-const result = spawnSync(${JSON.stringify(realKubectl)}, process.argv.slice(2), { stdio: 'inherit' });
-require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify({ argv: process.argv.slice(2), ms: Date.now() - started }) + '\\n');
-process.exit(result.status ?? 1);
+  const script = `#!/bin/sh
+started=$(date +%s%N)
+${shellQuote(realKubectl)} "$@"
+status=$?
+line="$(($(date +%s%N) - started))"
+separator=$(printf '\\037')
+for arg in "$@"; do line="$line$separator$arg"; done
+printf '%s\\n' "$line" >> ${shellQuote(log)}
+exit $status
 `;
   fs.writeFileSync(path.join(dir, 'kubectl'), script, { mode: 0o755 });
 }
 
 function recordedCalls(file: string): { argv: string[]; ms: number }[] {
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { argv: string[]; ms: number }) : [];
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [ns, ...argv] = line.split('\x1f');
+      return { argv, ms: Math.round(Number(ns) / 1e6) };
+    });
 }
 
 /** Runs `bin/controller --once`, sampling its peak resident memory (VmHWM) until it exits. */

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { preflightProblems } from '../lab/preflight.js';
 import { benchChain, FULL_CHAIN, QUICK_CHAIN, renderChain, type ChainMeasurement } from './bench-chain.js';
 import { benchController, type ControllerMeasurement } from './bench-controller.js';
@@ -194,7 +194,14 @@ const program = new Command('bench')
   .addOption(new Option('--json', 'print the measurements as JSON instead of tables'))
   .addOption(new Option('--quick', 'smaller sizes (for a fast look; the numbers in the README come from a full run)'))
   .addOption(new Option('--only <sections...>', 'run only these sections').choices(SECTIONS))
-  .action(async (options: { json?: boolean; quick?: boolean; only?: Section[] }) => {
+  .addOption(
+    new Option('--scale-count <n>', 'ExternalServices of the controller-scale section (default 1000, 100 with --quick)').argParser((value) => {
+      const count = Number(value);
+      if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+      return count;
+    }),
+  )
+  .action(async (options: { json?: boolean; quick?: boolean; only?: Section[]; scaleCount?: number }) => {
     const progress = (text: string): void => void process.stderr.write(`bench: ${text}\n`);
     const wanted = new Set<Section>(options.only ?? SECTIONS);
     const sizes = options.quick ? [10, 50] : [10, 50, 200];
@@ -208,7 +215,7 @@ const program = new Command('bench')
       report.controller = await benchController(sizes);
     }
     if (wanted.has('controller-scale')) {
-      const count = options.quick ? 100 : 1000;
+      const count = options.scaleCount ?? (options.quick ? 100 : 1000);
       progress(`the controller with ${count} ExternalServices against a real control plane`);
       report.controllerScale = await benchControllerScale(count, progress);
     }
