@@ -1,7 +1,7 @@
-import { CommandError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import fs from 'node:fs';
 import { parseIptablesSave, type NatTable } from '../lib/iptables.js';
+import { psMatchedNothing } from '../lib/process.js';
 import { parseRoutesJson, ROUTE_SHOW_ARGS, type Route } from '../lib/routes.js';
 import { TUNNEL_MARKERS, type RunningTunnel, type TunnelKind } from './tunnel.js';
 
@@ -69,13 +69,13 @@ export function findTunnels(processes: readonly SshProcess[]): RunningTunnel[] {
   return tunnels;
 }
 
+/** The running tunnels; throws when ps fails (a failed ps is not "no ssh runs": every tunnel would be started again). */
 export async function observeTunnels(signal?: AbortSignal): Promise<RunningTunnel[]> {
   try {
     const result = await run('ps', PS_ARGS, { signal });
     return findTunnels(parsePs(result.stdout));
   } catch (error) {
-    // ps exits 1 with no output when no process matches.
-    if (error instanceof CommandError && error.exitCode === 1 && error.stdout.trim() === '') return [];
+    if (psMatchedNothing(error)) return [];
     throw error;
   }
 }

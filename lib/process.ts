@@ -1,4 +1,4 @@
-import { displayCommand } from './errors.js';
+import { CommandError, displayCommand } from './errors.js';
 import { isDebug, mutate, run } from './exec.js';
 
 /**
@@ -27,12 +27,24 @@ export function parseRunningPids(psOutput: string): number[] {
     .map(([pid]) => Number(pid));
 }
 
-/** The pids among `pids` that still run. */
+/**
+ * Whether a failed `ps` only said that no process matched: procps exits 1 then, printing nothing
+ * at all. Any other failure (a message on stderr, another exit code, a signal) is not an answer:
+ * read as "nothing runs", it would have the caller start again what runs already.
+ */
+export function psMatchedNothing(error: unknown): boolean {
+  return error instanceof CommandError && error.exitCode === 1 && error.stdout.trim() === '' && error.stderr.trim() === '';
+}
+
+/** The pids among `pids` that still run; throws when ps fails. */
 export async function runningPids(pids: readonly number[]): Promise<number[]> {
   if (pids.length === 0) return [];
-  // ps exits 1 when none of the pids exists: that is an answer, not a failure.
-  const result = await run('ps', ['-o', 'pid=,stat=', '-p', pids.join(',')], { reject: false });
-  return parseRunningPids(result.stdout);
+  try {
+    return parseRunningPids((await run('ps', ['-o', 'pid=,stat=', '-p', pids.join(',')])).stdout);
+  } catch (error) {
+    if (psMatchedNothing(error)) return [];
+    throw error;
+  }
 }
 
 export function killArgv(pids: readonly number[], signal?: StopOptions['signal']): string[] {

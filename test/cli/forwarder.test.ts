@@ -385,20 +385,75 @@ describe('forwarder --once with a truncated or degenerate data file', () => {
 
 describe('forwarder (loop) between cycles', () => {
   it('restarts a tunnel that exits long after it started within seconds, not at the next resync', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const tunnelLists = (): number => readStandinLog(logFile).filter((call) => call.program === 'ps' && call.argv.includes('-C')).length;
     try {
-      await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
-      // The recheck after starting has run: no cycle is due for 60 s.
-      await expect.poll(tunnelLists, { timeout: 10_000 }).toBe(2);
+      // The recheck after starting has seen the three tunnels: no cycle is due for 60 s.
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
+      expect(runningTunnels()).toHaveLength(3);
       const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- '))) as string;
       fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
 
       // INTERVAL is 60 s and no recheck is pending: only the liveness check brings it back.
       await expect.poll(() => runningTunnels().filter((line) => line.endsWith(R1.replace(',', ' -- '))), { timeout: 5000, interval: 100 }).toHaveLength(1);
       expect(runningTunnels()).toHaveLength(3);
-      expect(tunnelLists()).toBe(3);
+      const calls = readStandinLog(logFile);
+      const restart = calls.findLastIndex((call) => call.program === 'ssh');
+      // The first start, the recheck, then the cycle the liveness check started (no resync between).
+      expect(calls.slice(0, restart).filter((call) => call.program === 'ps' && call.argv.includes('-C'))).toHaveLength(3);
+      expect(mutations(calls).filter((command) => command.startsWith('ssh '))).toEqual(
+        expect.arrayContaining([tunnelCommand('L', L1), tunnelCommand('L', L2), tunnelCommand('R', R1)]),
+      );
+      expect(mutations(calls).filter((command) => command.startsWith('ssh '))).toHaveLength(4);
+      expect(mutations(calls.slice(restart))).toEqual([tunnelCommand('R', R1)]);
+      expect(stderr).toContain('poll saw a change, reconciling');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+});
+
+describe('forwarder when ps fails', () => {
+  it('starts no tunnel again: a ps that fails is an error, not "no ssh runs"', async () => {
+    expect((await runBin('forwarder', ['--once'], { env })).exitCode).toBe(0);
+    const tunnels = runningTunnels();
+    expect(tunnels).toHaveLength(3);
+    fs.rmSync(logFile);
+    fs.writeFileSync(path.join(state, 'ps-fail'), '^-C ssh\n');
+
+    const result = await runBin('forwarder', ['--once'], { env });
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('Error: /proc must be mounted');
+    expect(mutations()).toEqual([]);
+    expect(runningTunnels()).toEqual(tunnels);
+  });
+
+  it('in the loop, restarts only the tunnel that exited once ps answers again', async () => {
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
+      const cyclesBefore = (stderr.match(/ cycle \d+ started/g) ?? []).length;
+      fs.rmSync(logFile);
+      // A tunnel exits; the cycle that the liveness check starts then cannot list the ssh processes.
+      fs.writeFileSync(path.join(state, 'ps-fail'), '^-C ssh\n');
+      const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- '))) as string;
+      fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
+
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(new RegExp(`cycle ${cyclesBefore + 1} (done|failed)`));
+      expect(stderr).toMatch(new RegExp(`cycle ${cyclesBefore + 1} failed; retrying .*Error: /proc must be mounted`));
+      expect(mutations()).toEqual([]);
+
+      fs.rmSync(path.join(state, 'ps-fail'));
+      await expect.poll(() => runningTunnels().filter((line) => line.endsWith(R1.replace(',', ' -- '))), { timeout: 10_000, interval: 50 }).toHaveLength(1);
+      expect(mutations()).toEqual([tunnelCommand('R', R1)]);
+      expect(runningTunnels()).toHaveLength(3);
     } finally {
       child.kill('SIGTERM');
       await exited;

@@ -19,18 +19,29 @@ export function record(program, argv, stdin) {
   fs.appendFileSync(process.env.STANDIN_LOG, `${JSON.stringify(stdin === undefined ? { program, argv } : { program, argv, stdin })}\n`);
 }
 
-/** Running processes as [pid, command line], in pid order. */
+/**
+ * Running processes as [pid, command line], in pid order. A process that is stopped (its file
+ * removed) while they are read is left out, as ps leaves out one that exits while it reads /proc.
+ */
 export function processes() {
   return fs
     .readdirSync(procs)
     .filter((name) => /^\d+$/.test(name))
-    .map((name) => [Number(name), fs.readFileSync(path.join(procs, name), 'utf8').trim()])
+    .flatMap((name) => {
+      try {
+        return [[Number(name), fs.readFileSync(path.join(procs, name), 'utf8').trim()]];
+      } catch (error) {
+        if (error.code === 'ENOENT') return [];
+        throw error;
+      }
+    })
     .sort((a, b) => a[0] - b[0]);
 }
 
 /**
- * Starts a "process": claims the lowest free pid from 1000 by creating procs/<pid> exclusively
- * (several ssh stand-ins run at once) and writes its command line there. Pids are not reused.
+ * Starts a "process": claims the lowest free pid from 1000 by creating used-pids/<pid>
+ * exclusively (several ssh stand-ins run at once), then renames a file holding its command line
+ * to procs/<pid>, so that a process is never seen without its command line. Pids are not reused.
  */
 export function spawnProcess(command) {
   const used = path.join(root, 'used-pids');
@@ -42,7 +53,9 @@ export function spawnProcess(command) {
       if (error.code === 'EEXIST') continue;
       throw error;
     }
-    fs.writeFileSync(path.join(procs, String(pid)), `${command}\n`);
+    const starting = path.join(used, `${pid}.cmdline`);
+    fs.writeFileSync(starting, `${command}\n`);
+    fs.renameSync(starting, path.join(procs, String(pid)));
     return pid;
   }
 }
