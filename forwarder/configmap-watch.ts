@@ -75,6 +75,21 @@ export async function readConfigMapOnce(target: ConfigMapTarget, signal?: AbortS
   }
 }
 
-function firstLine(text: string): string {
-  return (text.split('\n').find((line) => line.trim() !== '' && !line.startsWith('Warning:')) ?? '').trim();
+/**
+ * The prefix klog puts before each of kubectl's own log lines: severity, date, time to the
+ * microsecond, thread id, file:line (`E1203 06:41:02.123456   1234 memcache.go:265] `).
+ */
+const KLOG_PREFIX = /^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]]+\] /;
+
+/**
+ * The first line of kubectl's error output that says something, without klog's prefix: its time
+ * differs on every retry, and the same reason again must read as the same reason.
+ */
+export function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim().replace(KLOG_PREFIX, '').trim())
+      .find((line) => line !== '' && !line.startsWith('Warning:')) ?? ''
+  );
 }

@@ -168,6 +168,29 @@ describe('forwarder (loop) with RULES_CONFIGMAP', () => {
     }
   }, 90_000);
 
+  it("warns once per outage, without klog's prefix, although kubectl's error lines carry a new time on every retry", async () => {
+    fs.writeFileSync(path.join(state, 'api', 'unreachable'), 'klog\n');
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const reports = (): string[] => stderr.split('\n').filter((line) => line.includes(`no watch of configmap external-services/${CONFIGMAP}`));
+    try {
+      // Three failed watches, each reported (as a warning or, when nothing is new, at debug level).
+      await expect.poll(() => reports().length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
+
+      const warnings = reports().filter((line) => / WARN /.test(line));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(
+          'error="couldn\'t get current server API group list: Get \\"https://10.96.0.1:443/api?timeout=32s\\": dial tcp 10.96.0.1:443: connect: connection refused"',
+      );
+      expect(stderr).not.toMatch(/memcache\.go/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
+
   it('uses the mounted file while the ConfigMap is deleted, and the API again once it is back', async () => {
     const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
