@@ -213,25 +213,30 @@ describe('forwarder status', () => {
 });
 
 describe('forwarder (loop)', () => {
-  it('follows ConfigMap updates within a second, keeps everything on a malformed update and leaves the tunnels on SIGTERM', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  it('follows ConfigMap updates through its watch, not at the resync, keeps everything on a malformed update and leaves the tunnels on SIGTERM', async () => {
+    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
+      // The recheck after starting has seen the three tunnels: no cycle is due for 60 s.
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
       // Tunnels start in parallel, so the stand-in's pids follow no fixed order: find them by spec.
       const first = runningTunnels().find((line) => line.endsWith(L1.replace(',', ' -- ')));
       const remote = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- ')));
 
       const L3 = '2051:192.168.122.139:8000,192.168.122.202';
       writeConfigMap(configDir, { 'data.yaml': forwarderData(NAME, { 'ssh-tunnel': [L1, L3], 'remote-ssh-tunnel': [R1], 'iptables-rule': [DNAT, SNAT] }) });
-      await expect.poll(() => runningTunnels().join('\n'), { timeout: 1000, interval: 25 }).toContain(L3.replace(',', ' -- '));
+      // Only the watch of the data file brings a cycle before the resync (INTERVAL is 60 s). How soon
+      // is for the bench to measure on an idle machine: on a loaded one, the stand-ins' program
+      // starts alone can take over a second.
+      await expect.poll(() => runningTunnels().join('\n'), { timeout: 10_000, interval: 25 }).toContain(L3.replace(',', ' -- '));
+      expect(stderr.split('\n').some((line) => line.includes('change seen, reconciling') && line.includes(configDir))).toBe(true);
       expect(runningTunnels().sort()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`].sort());
 
       fs.rmSync(logFile);
       writeConfigMap(configDir, { 'data.yaml': 'forwarder: [\n' });
-      await expect.poll(() => stderr, { timeout: 2000 }).toMatch(/invalid YAML.*keeping the tunnels and rules that are applied/);
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/invalid YAML.*keeping the tunnels and rules that are applied/);
       expect(mutations()).toEqual([]);
       expect(runningTunnels()).toHaveLength(3);
 
