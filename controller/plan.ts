@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { PARALLEL_LIMIT, type Action } from '../lib/action.js';
+import { DEFAULT_TIMEOUT_MS } from '../lib/exec.js';
 import type { ExternalService } from '../lib/externalservice.js';
 import {
   DELIVERED_ANNOTATION,
@@ -65,6 +66,11 @@ const RESOURCE: Record<ObjectKind, string> = {
 
 /** Deleting a pod that must be gone before it is made again waits for its containers to stop. */
 const DELETE_WAIT_TIMEOUT_MS = 120_000;
+/**
+ * A call's time limit grows with its objects: kubectl sends them one request after the other, and
+ * on a loaded 2-core machine a List of 125 Services took 55 s, close to lib/exec's 60 s.
+ */
+const TIMEOUT_PER_OBJECT_MS = 1000;
 
 function change(verb: 'create' | 'replace', object: KubeObject, reason: string): ObjectChange {
   return { verb, kind: object.kind as ObjectKind, name: object.metadata.name, reason, object };
@@ -134,11 +140,11 @@ function groupAction(group: readonly ObjectChange[], namespace: string, part?: s
     if (first.kind !== 'Namespace') argv.push('-n', namespace);
     argv.push('--ignore-not-found');
     if (!first.wait) argv.push('--wait=false');
-    return { reason, argv, scope, ...(first.wait ? { timeoutMs: DELETE_WAIT_TIMEOUT_MS } : {}) };
+    return { reason, argv, scope, timeoutMs: (first.wait ? DELETE_WAIT_TIMEOUT_MS : DEFAULT_TIMEOUT_MS) + group.length * TIMEOUT_PER_OBJECT_MS };
   }
   const objects = group.map((entry) => entry.object as KubeObject);
   const input = objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects };
-  return { reason, argv: ['kubectl', first.verb, '-f', '-'], input: `${JSON.stringify(input, null, 2)}\n`, scope };
+  return { reason, argv: ['kubectl', first.verb, '-f', '-'], input: `${JSON.stringify(input, null, 2)}\n`, scope, timeoutMs: DEFAULT_TIMEOUT_MS + group.length * TIMEOUT_PER_OBJECT_MS };
 }
 
 // ---------------------------------------------------------------------------------------------

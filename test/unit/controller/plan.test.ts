@@ -338,6 +338,14 @@ describe('changesToActions', () => {
   });
 });
 
+describe('time limits', () => {
+  it('gives a List write one second more than the default time limit for each of its objects', () => {
+    const names = Array.from({ length: 7 }, (_, index) => `es${index}`);
+    const changes = planObjects({ services: names.map((name) => ({ name, ports: [tcp(8000)] })), deleteLeftovers: true, configMaps: configMaps(...names) }, inPlace, settings);
+    expect(new Set(objectActions(changes, settings).map((action) => action.timeoutMs))).toEqual(new Set([67_000]));
+  });
+});
+
 describe('rulesKey', () => {
   it('compares a Role’s rules whatever the order of their fields', () => {
     expect(rulesKey([{ verbs: ['get'], apiGroups: [''], resources: ['configmaps'] }])).toBe(rulesKey([{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]));
