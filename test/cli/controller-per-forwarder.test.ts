@@ -44,7 +44,8 @@ describe('controller --once with rules per forwarder', () => {
     expect(many).toEqual(few);
     expect(few.steadyWrites).toBe(0);
     bench = new ControllerBench(); // for afterEach
-  });
+    // Six controller runs and two teardowns, each with a dozen stand-in processes: on a loaded 2-core machine, more than the default 30 s.
+  }, 120_000);
 
   it('names the one object that failed in a List write, writes the others, and makes it on the next cycle', async () => {
     bench = new ControllerBench();
