@@ -89,6 +89,13 @@ function recordedCalls(file: string): { argv: string[]; ms: number }[] {
     });
 }
 
+/** `create`, `get pods`, or for a list read as the API's JSON `get --raw .../configmaps`. */
+function callLabel(argv: readonly string[]): string {
+  const raw = argv.indexOf('--raw');
+  if (raw !== -1) return `get --raw .../${(argv[raw + 1] ?? '').split('?')[0]?.split('/').at(-1) ?? ''}`;
+  return argv.filter((arg) => !arg.startsWith('-')).slice(0, 2).join(' ');
+}
+
 /** Runs `bin/controller --once`, sampling its peak resident memory (VmHWM) until it exits. */
 async function runOnce(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; peakRssMiB: number; stderr: string; code: number | null }> {
   const started = performance.now();
@@ -177,7 +184,7 @@ export async function benchControllerScale(count: number, progress: (text: strin
       return {
         ms: Math.round(result.ms),
         kubectlCalls: calls.length,
-        slowestKubectl: { call: slowest.argv.filter((arg) => !arg.startsWith('-')).slice(0, 2).join(' '), ms: slowest.ms },
+        slowestKubectl: { call: callLabel(slowest.argv), ms: slowest.ms },
         apiRequests: requests.length,
         apiWrites: requests.filter((event) => MUTATING.has(event.verb)).length,
         peakRssMiB: Math.round(result.peakRssMiB),
