@@ -25,6 +25,9 @@ export const CLUSTER_CIDR = '10.244.0.0/16';
 /** kubelet's default --sync-frequency: how long a ConfigMap change may take to reach a volume. */
 export const KUBELET_SYNC_PERIOD_MS = 60_000;
 
+/** How long the lab node may take to stop its pods and itself before it is killed (a pod's default grace period is 30 s). */
+const LAB_NODE_STOP_MS = 45_000;
+
 const RELAY = path.join(PACKAGE_ROOT, 'lab', 'relay.mjs');
 const LAB_NODE = path.join(PACKAGE_ROOT, 'dist', 'lab', 'lab-node.js');
 
@@ -140,7 +143,8 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
         return { netns: podNetnsName(lab.prefix, found.uid), ip: found.ip, log: (container) => containerLogFile(nodeRootDir, found.uid, container) };
       },
       stop: async () => {
-        await lab.stop(labNode);
+        // The lab node stops its pods (each within its grace period), kube-proxy, and removes what it made.
+        await lab.stop(labNode, 'SIGTERM', LAB_NODE_STOP_MS);
         for (const relay of relays) await lab.stop(relay);
         await plane.stop();
         fs.rmSync(nodeRootDir, { recursive: true, force: true });

@@ -100,6 +100,19 @@ export function podNetnsName(prefix: string, uid: string): string {
   return `${prefix}p${uid.replaceAll('-', '').slice(0, 8)}`;
 }
 
+/**
+ * The container's first process: the child that `unshare --fork` (pid `unsharePid`) started, or
+ * undefined when it has none (yet, or any more).
+ */
+export function containerInitPid(unsharePid: number): number | undefined {
+  try {
+    const children = fs.readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return children.length > 0 ? Number(children[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A pod's folder on the lab node. */
 export function podDir(rootDir: string, uid: string): string {
   return path.join(rootDir, 'pods', uid);
@@ -431,21 +444,26 @@ export class LabKubelet {
         clearTimeout(container.restartTimer);
         const pid = container.handle?.child.pid;
         if (container.handle === undefined || pid === undefined || container.handle.child.exitCode !== null) return;
-        // unshare passes SIGTERM on to the container's first process (--kill-child=SIGTERM).
+        // As a container runtime does, SIGTERM goes to the container's first process (container-init,
+        // which passes it on); unshare --fork itself blocks SIGTERM while it waits for that child.
         try {
-          process.kill(pid, 'SIGTERM');
+          process.kill(containerInitPid(pid) ?? -pid, 'SIGTERM');
         } catch {
           return;
         }
         const timer = setTimeout(() => {
+          this.options.log(
+            `kubelet: pod ${runtime.pod.metadata.namespace}/${runtime.pod.metadata.name} container ${container.name} did not stop within its grace period (${graceSeconds} s): killing it`,
+          );
           try {
             process.kill(-pid, 'SIGKILL');
           } catch {
             /* gone */
           }
         }, graceSeconds * 1000);
-        await container.handle.exited;
+        const code = await container.handle.exited;
         clearTimeout(timer);
+        this.options.log(`kubelet: pod ${runtime.pod.metadata.namespace}/${runtime.pod.metadata.name} container ${container.name} ${code === null ? 'killed' : `exited with code ${code}`}`);
       }),
     );
     await this.options.lab.removeNetns(runtime.netns);

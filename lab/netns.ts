@@ -191,8 +191,8 @@ export class Lab {
     return handle;
   }
 
-  /** Stops a process started with spawn() (SIGTERM to its group, SIGKILL after 3 s). */
-  async stop(handle: LabProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  /** Stops a process started with spawn() (SIGTERM to its group, SIGKILL after `killAfterMs`, default 3 s). */
+  async stop(handle: LabProcess, signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 3000): Promise<void> {
     const pid = handle.child.pid;
     if (pid === undefined || handle.child.exitCode !== null || handle.child.signalCode !== null) return;
     try {
@@ -206,7 +206,7 @@ export class Lab {
       } catch {
         /* already gone */
       }
-    }, 3000);
+    }, killAfterMs);
     await handle.exited;
     clearTimeout(timer);
   }
