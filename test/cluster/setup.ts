@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { TestProject } from 'vitest/node';
 import { ControlPlane } from '../../lab/control-plane.js';
 import { binaryProblems, kubeBinaries } from '../../lab/kube-binaries.js';
+import { runningUnderCi } from '../helpers/ci.js';
 
 /**
  * Starts one real control plane for the whole cluster layer (the files run one after another) and
@@ -9,17 +10,12 @@ import { binaryProblems, kubeBinaries } from '../../lab/kube-binaries.js';
  * reason; under CI (CI set, as .ci/run does) that is an error instead: there it must run.
  */
 
-function required(env: NodeJS.ProcessEnv = process.env): boolean {
-  const value = env.CI?.trim().toLowerCase();
-  return value !== undefined && value !== '' && value !== 'false' && value !== '0';
-}
-
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const binaries = kubeBinaries();
   const problems = await binaryProblems(binaries);
   if (problems.length > 0) {
     const reason = `the Kubernetes ${binaries.kubernetesVersion} binaries are not built (${problems[0]}): run npm run cluster:build, which needs Go`;
-    if (required()) throw new Error(`the cluster tests must run under CI, but ${reason}`);
+    if (runningUnderCi()) throw new Error(`the cluster tests must run under CI, but ${reason}`);
     project.provide('cluster', null);
     project.provide('clusterSkip', reason);
     return undefined;
