@@ -168,7 +168,8 @@ export async function runController(settings: ControllerSettings, options: { onc
     reconcile: async (signal): Promise<ReconcileResult> => {
       const report = await cycle(signal);
       if (report.failures.length > 0) throw new CycleFailedError(failureSummary(report.failures));
-      return report.podsWithoutIP.length > 0 ? { requeueAfterMs: Math.min(POD_IP_REQUEUE_MS, settings.intervalMs) } : {};
+      const changed = report.changes > 0;
+      return report.podsWithoutIP.length > 0 ? { changed, requeueAfterMs: Math.min(POD_IP_REQUEUE_MS, settings.intervalMs) } : { changed };
     },
     log,
     intervalMs: settings.intervalMs,

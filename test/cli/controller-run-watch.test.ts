@@ -77,6 +77,14 @@ describe('controller watching CONF_DIR', () => {
     bench.writeConf('a.yaml', externalService('es-a'));
     startController();
     await waitSettled('192.168.122.139');
+    // The end of each cycle says whether it changed anything: the moment a change is in force.
+    expect(stderr).toMatch(/cycle 1 done ms=\d+ changed=true\n/);
+
+    // The same content again: a cycle runs and changes nothing.
+    const cyclesBefore = stderr.split('cycle done: nothing to change').length;
+    bench.writeConf('a.yaml', externalService('es-a'));
+    await expect.poll(() => stderr.split('cycle done: nothing to change').length, { timeout: 10_000, interval: 20 }).toBeGreaterThan(cyclesBefore);
+    await expect.poll(() => stderr, { timeout: 5000, interval: 20 }).toMatch(/cycle done: nothing to change\n.*cycle \d+ done ms=\d+ changed=false\n/);
 
     const elapsed = await reactionTime(() => bench.writeConf('a.yaml', externalService('es-a', { targetIP: '192.168.122.150' })));
     expect(elapsed).toBeLessThan(1000);
