@@ -5,9 +5,9 @@ import { dumpYaml } from '../lib/yaml.js';
 import type { ContainerInitSpec } from './container-init.js';
 import { BIN, externalServiceYaml, prepareConnector, startGateway, teardownGateway, type Connector, type ExternalServiceSource } from './connector.js';
 import { connectivityChecks, type Check, type ChecksTarget } from './checks.js';
-import { CONTROL_PLANE_HOST, startClusterLab, type ClusterLab } from './cluster-lab.js';
+import { CONTROL_PLANE_HOST, removeKeptClusterLab, startClusterLab, type ClusterLab, type KeptClusterLab } from './cluster-lab.js';
 import type { KubeBinaries } from './kube-binaries.js';
-import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
+import { PACKAGE_ROOT, stopProcessGroup, waitFor, type Lab, type LabProcess } from './netns.js';
 import { ADDRESSES, PODS, buildNetwork, httpGet, type Network } from './topology.js';
 
 /**
@@ -55,7 +55,28 @@ export interface ClusterChainOptions {
   blockApi?: boolean;
   /** LOG_LEVEL of the controller, the gateway and the forwarder (default info). */
   logLevel?: 'debug' | 'info';
+  /** The chain may be left running (ClusterChain.detach). */
+  keep?: boolean;
   log?: (line: string) => void;
+}
+
+/** A chain left running (ClusterChain.detach), as JSON: what removeKeptClusterChain needs. */
+export interface KeptClusterChain {
+  /** The Lab's temp folder (conf directory, keys, logs, the gateway's files). */
+  tempDir: string;
+  logsDir: string;
+  cluster: KeptClusterLab;
+  controlPlaneHost: string;
+  gatewayHost: string;
+  connector: Omit<Connector, 'gateway' | 'forwarder'>;
+  controllerKubeconfig: string;
+  /** Process groups of the controller loop and of bin/gateway (0: not running). */
+  controllerPid: number;
+  gatewayPid: number;
+  /** The gateway host's own sshd (a daemon: its pid file). */
+  nodeSshdPidFile: string;
+  /** Every process group the Lab had started (relays, lab node, servers, controller, gateway). */
+  pids: number[];
 }
 
 export interface ClusterChain {
@@ -74,6 +95,22 @@ export interface ClusterChain {
   checksTarget(): Promise<ChecksTarget>;
   /** `bin/controller teardown` then `bin/gateway teardown`; returns their output. */
   teardown(): Promise<string>;
+  /**
+   * Leaves the whole chain running after this program ends (started with `keep`): the control
+   * plane, the lab node with its pods, the gateway, the controller loop and the servers. Returns
+   * what removeKeptClusterChain needs to remove it later.
+   */
+  detach(): Promise<KeptClusterChain>;
+}
+
+/** `bin/controller teardown CONF_DIR` on the control-plane host, as the controller's user; returns its output. */
+async function teardownController(lab: Lab, where: { controlPlaneHost: string; confDir: string; kubeconfig: string; kubectl: string }): Promise<string> {
+  const teardown = lab.spawn(where.controlPlaneHost, [BIN('controller'), 'teardown', where.confDir], {
+    env: { NO_COLOR: '1', KUBECONFIG: where.kubeconfig, PATH: `${path.dirname(where.kubectl)}:${process.env.PATH ?? ''}` },
+  });
+  const code = await teardown.exited;
+  if (code !== 0) throw new Error(`bin/controller teardown failed (exit ${code}): ${teardown.output()}`);
+  return teardown.output();
 }
 
 /** Builds the network, the cluster lab, the app pods, the gateway host's sshd and bin/gateway. */
@@ -86,6 +123,7 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
     volumeSyncPeriodMs: options.volumeSyncPeriodMs,
     blockApi: options.blockApi,
     imageEnv: logLevel,
+    keep: options.keep,
     log,
   });
   const logsDir = path.join(lab.tempDir, 'logs');
@@ -176,18 +214,65 @@ export async function startClusterChain(lab: Lab, options: ClusterChainOptions):
     },
     teardown: async () => {
       const output: string[] = [];
-      const teardown = lab.spawn(network.hosts.cp, [BIN('controller'), 'teardown', connector.confDir], {
-        env: { NO_COLOR: '1', KUBECONFIG: controllerKubeconfig, PATH: `${path.dirname(cluster.plane.access.kubectl)}:${process.env.PATH ?? ''}` },
-      });
-      const code = await teardown.exited;
-      output.push(teardown.output());
-      if (code !== 0) throw new Error(`bin/controller teardown failed (exit ${code}): ${teardown.output()}`);
+      output.push(await teardownController(lab, { controlPlaneHost: cluster.controlPlaneHost, confDir: connector.confDir, kubeconfig: controllerKubeconfig, kubectl: cluster.plane.access.kubectl }));
       if (connector.gateway) await lab.stop(connector.gateway);
       output.push(await teardownGateway(lab, network, connector));
       return output.join('');
     },
+    detach: async () => {
+      const keptCluster = await cluster.detach();
+      const { gateway, forwarder: _forwarder, ...files } = connector;
+      return {
+        tempDir: lab.tempDir,
+        logsDir,
+        cluster: keptCluster,
+        controlPlaneHost: cluster.controlPlaneHost,
+        gatewayHost: network.gatewayHost,
+        connector: files,
+        controllerKubeconfig,
+        controllerPid: chain.controller?.child.pid ?? 0,
+        gatewayPid: gateway?.child.pid ?? 0,
+        nodeSshdPidFile: nodeSshd.pidFile,
+        pids: lab.detachAll(),
+      };
+    },
   };
   return chain;
+}
+
+/**
+ * Removes a chain left running (ClusterChain.detach), the product's way first: the controller loop
+ * stops and `bin/controller teardown` deletes what it made through the API (the lab node stops the
+ * forwarder pod), the gateway stops and `bin/gateway teardown` removes its namespaces, addresses
+ * and sshds; then the lab node (its pods, their namespaces, kube-proxy), the relays, the control
+ * plane and the gateway host's sshd. Returns what went wrong on the way (the rest goes on); the
+ * caller removes the lab's namespaces and `tempDir` (Lab.adoptLeftovers and cleanup).
+ */
+export async function removeKeptClusterChain(lab: Lab, kept: KeptClusterChain, log: (line: string) => void = () => undefined): Promise<string[]> {
+  const problems: string[] = [];
+  const attempt = async (what: string, action: () => Promise<unknown>): Promise<void> => {
+    const started = performance.now();
+    try {
+      await action();
+      log(`${what}: done (${Math.round(performance.now() - started)} ms)`);
+    } catch (error) {
+      problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  if (kept.controllerPid > 0) await attempt('stopping the controller loop', () => stopProcessGroup(kept.controllerPid));
+  await attempt('bin/controller teardown', () =>
+    teardownController(lab, { controlPlaneHost: kept.controlPlaneHost, confDir: kept.connector.confDir, kubeconfig: kept.controllerKubeconfig, kubectl: path.join(kept.cluster.plane.kubernetesBinDir, 'kubectl') }),
+  );
+  if (kept.gatewayPid > 0) await attempt('stopping bin/gateway', () => stopProcessGroup(kept.gatewayPid));
+  await attempt('bin/gateway teardown', () => teardownGateway(lab, { gatewayHost: kept.gatewayHost }, kept.connector));
+  await attempt('stopping the lab node (its pods, kube-proxy), the API relays and the control plane', () => removeKeptClusterLab(kept.cluster));
+  await attempt("stopping the gateway host's sshd", async () => {
+    if (!fs.existsSync(kept.nodeSshdPidFile)) return;
+    // A daemon: the leader of a session and process group of its own.
+    const pid = Number(fs.readFileSync(kept.nodeSshdPidFile, 'utf8').trim());
+    if (pid > 1) await stopProcessGroup(pid);
+  });
+  return problems;
 }
 
 /**

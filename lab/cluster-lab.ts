@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run, type RunResult } from '../lib/exec.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, type ControlPlaneInfo } from './control-plane.js';
 import type { KubeBinaries } from './kube-binaries.js';
 import { podNetnsName, containerLogFile } from './kubelet.js';
 import type { LabNodeConfig } from './lab-node.js';
-import { PACKAGE_ROOT, waitFor, type Lab, type LabProcess } from './netns.js';
+import { PACKAGE_ROOT, stopProcessGroup, waitFor, type Lab, type LabProcess } from './netns.js';
 import { ADDRESSES, type Network } from './topology.js';
 
 /**
@@ -39,7 +39,21 @@ export interface ClusterLabOptions {
   blockApi?: boolean;
   /** Environment every container gets unless its pod sets it (as an image's ENV would). */
   imageEnv?: Record<string, string>;
+  /**
+   * The lab may be left running (detach): the control plane's processes do not end with this
+   * program, and every process of the lab writes to a log file rather than a pipe.
+   */
+  keep?: boolean;
   log?: (line: string) => void;
+}
+
+/** A cluster lab left running (ClusterLab.detach): what removeKeptClusterLab needs, as JSON. */
+export interface KeptClusterLab {
+  plane: ControlPlaneInfo;
+  nodeRootDir: string;
+  /** Process groups of the lab node and of the API relays. */
+  labNodePid: number;
+  relayPids: number[];
 }
 
 export interface ClusterLab {
@@ -57,6 +71,11 @@ export interface ClusterLab {
   /** The network namespace and container log of a pod, once the lab node runs it. */
   pod(namespace: string, name: string): Promise<{ netns: string; ip: string; log: (container: string) => string }>;
   stop(): Promise<void>;
+  /**
+   * Lets the control plane outlive this program (started with `keep`); the lab node and the
+   * relays are the caller's Lab's processes (Lab.detachAll). Returns what removeKeptClusterLab needs.
+   */
+  detach(): Promise<KeptClusterLab>;
 }
 
 /** Starts the control plane, the relay to it from the LAN and the lab node. */
@@ -66,6 +85,7 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
   if (controlPlaneHost === undefined) throw new Error(`the network has no control-plane host (build it with hosts: { cp: '${CONTROL_PLANE_HOST}' })`);
   const plane = await ControlPlane.start({
     binaries: options.binaries,
+    keep: options.keep,
     advertiseAddress: CONTROL_PLANE_HOST,
     node: { address: ADDRESSES.node, finishPodDeletions: false },
     log,
@@ -74,9 +94,10 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
     const port = new URL(plane.info.server).port;
     const labServer = `https://${CONTROL_PLANE_HOST}:${port}`;
     const socket = path.join(lab.tempDir, 'kube-apiserver.sock');
+    const logs = path.join(plane.info.dir, 'logs');
     const relays = [
-      lab.spawn(undefined, [process.execPath, RELAY, `unix:${socket}`, `127.0.0.1:${port}`]),
-      lab.spawn(controlPlaneHost, [process.execPath, RELAY, `${CONTROL_PLANE_HOST}:${port}`, `unix:${socket}`]),
+      lab.spawn(undefined, [process.execPath, RELAY, `unix:${socket}`, `127.0.0.1:${port}`], { logFile: path.join(logs, 'relay-host.log') }),
+      lab.spawn(controlPlaneHost, [process.execPath, RELAY, `${CONTROL_PLANE_HOST}:${port}`, `unix:${socket}`], { logFile: path.join(logs, 'relay-cp.log') }),
     ];
     for (const relay of relays) await waitFor(() => (relay.output().includes('listening') ? true : undefined), 10_000, 'the API relay', relay);
     log(`the LAN reaches the API server at ${labServer} (relayed to ${plane.info.server})`);
@@ -100,12 +121,12 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
         binary: options.binaries.path('kube-proxy'),
         kubeconfig: await plane.access.userKubeconfig('system:kube-proxy', [], labServer),
         clusterCidr: CLUSTER_CIDR,
-        logFile: path.join(plane.info.dir, 'logs', 'kube-proxy.log'),
+        logFile: path.join(logs, 'kube-proxy.log'),
       },
     };
     const configFile = path.join(plane.info.dir, 'lab-node.json');
     fs.writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-    const labNode = lab.spawn(undefined, [process.execPath, LAB_NODE, configFile], { logFile: path.join(plane.info.dir, 'logs', 'lab-node.log') });
+    const labNode = lab.spawn(undefined, [process.execPath, LAB_NODE, configFile], { logFile: path.join(logs, 'lab-node.log') });
     // kube-proxy routes the `kubernetes` Service to the relay once it has synced.
     await waitFor(
       async () => {
@@ -149,9 +170,27 @@ export async function startClusterLab(lab: Lab, network: Network, options: Clust
         await plane.stop();
         fs.rmSync(nodeRootDir, { recursive: true, force: true });
       },
+      detach: async () => {
+        if (!options.keep) throw new Error('the cluster lab was not started to be kept (keep: true)');
+        const info = await plane.detach();
+        const pid = (handle: LabProcess): number => handle.child.pid ?? 0;
+        return { plane: info, nodeRootDir, labNodePid: pid(labNode), relayPids: relays.map(pid) };
+      },
     };
   } catch (error) {
     await plane.stop();
     throw error;
   }
+}
+
+/**
+ * Removes a cluster lab left running: the lab node first (SIGTERM: it stops its pods, their
+ * namespaces and kube-proxy; SIGKILL after `nodeGraceMs`), then the relays and the control plane,
+ * and their folders.
+ */
+export async function removeKeptClusterLab(kept: KeptClusterLab, nodeGraceMs = 45_000): Promise<void> {
+  if (kept.labNodePid > 0) await stopProcessGroup(kept.labNodePid, nodeGraceMs);
+  await Promise.all(kept.relayPids.filter((pid) => pid > 0).map((pid) => stopProcessGroup(pid)));
+  await ControlPlane.remove(kept.plane);
+  fs.rmSync(kept.nodeRootDir, { recursive: true, force: true });
 }

@@ -182,7 +182,7 @@ export function startForwarder(lab: Lab, topology: Topology, connector: Connecto
 }
 
 /** Runs `bin/gateway teardown` on the gateway host. */
-export async function teardownGateway(lab: Lab, topology: Network, connector: Connector): Promise<string> {
+export async function teardownGateway(lab: Lab, topology: Pick<Network, 'gatewayHost'>, connector: Pick<Connector, 'ipsConf' | 'runDir' | 'netnsPrefix'>): Promise<string> {
   const handle = lab.spawn(topology.gatewayHost, [BIN('gateway'), 'teardown', connector.ipsConf], {
     hostLike: true,
     env: { NO_COLOR: '1', RUN_DIR: connector.runDir, NETNS_PREFIX: connector.netnsPrefix, NETMASK: '24', DEFAULT_GATEWAY: ADDRESSES.router, NIC: 'eth0' },

@@ -6,7 +6,7 @@ import { KubeApi, type KubeCredentials } from './kube-api.js';
 import { kubeBinaries, type KubeBinaries } from './kube-binaries.js';
 import { LabNode } from './kube-node.js';
 import { checkSubjectValue, Pki, type KeyPair } from './kube-pki.js';
-import { Lab, waitFor, type LabProcess } from './netns.js';
+import { Lab, stopProcessGroup, waitFor, type LabProcess } from './netns.js';
 
 /**
  * A real Kubernetes control plane for tests and the lab: etcd, kube-apiserver (RBAC, client
@@ -406,34 +406,8 @@ export class ControlPlane {
 
   /** Removes a control plane left running (detach): its processes and its folder. */
   static async remove(info: Pick<ControlPlaneInfo, 'dir' | 'pids'>): Promise<void> {
-    await Promise.all(info.pids.map((pid) => stopGroup(pid)));
+    await Promise.all(info.pids.map((pid) => stopProcessGroup(pid)));
     fs.rmSync(info.dir, { recursive: true, force: true });
-  }
-}
-
-/** SIGTERM to a process group, SIGKILL if it is still there after 5 s. */
-async function stopGroup(pid: number): Promise<void> {
-  const alive = (): boolean => {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  try {
-    process.kill(-pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  try {
-    await waitFor(() => (alive() ? undefined : true), 5000, `process group ${pid} to end`);
-  } catch {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
   }
 }
 

@@ -373,6 +373,38 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
   }
 }
 
+/** Whether process group `pid` still has a process. */
+export function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Ends a process group started by another run of a program (a lab left running): SIGTERM, then
+ * SIGKILL if a process of it is still there after `graceMs`. Resolves once the group is gone.
+ */
+export async function stopProcessGroup(pid: number, graceMs = 5000): Promise<void> {
+  try {
+    process.kill(-pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  try {
+    await waitFor(() => (groupAlive(pid) ? undefined : true), graceMs, `process group ${pid} to end`);
+  } catch {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await waitFor(() => (groupAlive(pid) ? undefined : true), 5000, `process group ${pid} to end after SIGKILL`).catch(() => undefined);
+  }
+}
+
 /**
  * Runs `cleanup` when the script gets SIGINT or SIGTERM, then exits 130; a second signal exits at
  * once. Returns the function that removes the handler again.

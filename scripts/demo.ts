@@ -4,13 +4,14 @@ import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { Chalk } from 'chalk';
 import { colorWanted } from '../lib/log.js';
-import { cleanUpOnInterrupt, Lab } from '../lab/netns.js';
+import { cleanUpOnInterrupt, Lab, stopProcessGroup } from '../lab/netns.js';
 import { ADDRESSES, LAB_PREFIX, buildTopology, httpGet, type Topology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway, type Connector } from '../lab/connector.js';
 import { applyChange, snapshotTarget, waitForChecks, type Check } from '../lab/checks.js';
 import { preflightProblems } from '../lab/preflight.js';
 import { binaryProblems, kubeBinaries } from '../lab/kube-binaries.js';
 import { clusterDemo } from './demo-cluster.js';
+import { removeKeptClusterChain, type KeptClusterChain } from '../lab/cluster-chain.js';
 import { stopFailoverLab, type FailoverLab } from '../lab/failover.js';
 import { failoverDemo } from './demo-failover.js';
 
@@ -32,27 +33,45 @@ function printChecks(checks: readonly Check[]): void {
   });
 }
 
-async function down(): Promise<void> {
+/** What a lab left running by --keep is (STATE_FILE): the snapshot lab's, plus the chain's in cluster mode. */
+interface KeptState {
+  mode?: 'snapshot' | 'cluster';
+  tempDir?: string;
+  pids?: number[];
+  cluster?: KeptClusterChain;
+}
+
+async function down(): Promise<boolean> {
   // Removes a lab left running by --keep: its processes, namespaces and files.
-  let state: { tempDir?: string; pids?: number[] } = {};
+  let state: KeptState = {};
   try {
-    state = JSON.parse(fs.readFileSync(STATE_FILE, 'utf8')) as typeof state;
+    state = JSON.parse(fs.readFileSync(STATE_FILE, 'utf8')) as KeptState;
   } catch {
     /* no state: remove by name only */
   }
-  for (const pid of state.pids ?? []) {
-    try {
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  }
   const lab = new Lab(LAB_PREFIX);
+  if (state.cluster) {
+    // The product's own teardown first, as the demo does, then the cluster under it.
+    const problems = await removeKeptClusterChain(lab, state.cluster, (line) => say(`  ${line}`));
+    for (const problem of problems) process.stderr.write(`demo --down: ${problem}\n`);
+  }
+  // Whatever else the lab started (its servers): ended before --down returns.
+  await Promise.all((state.pids ?? []).map((pid) => stopProcessGroup(pid)));
   lab.adoptLeftovers();
   await lab.cleanup();
   if (state.tempDir) fs.rmSync(state.tempDir, { recursive: true, force: true });
   fs.rmSync(STATE_FILE, { force: true });
-  say(`lab removed (namespaces ${LAB_PREFIX}*, their processes and files).`);
+  const left = Lab.leftovers(LAB_PREFIX);
+  if (left.length > 0) {
+    process.stderr.write(`demo --down: left behind: ${left.join(', ')}\n`);
+    return false;
+  }
+  say(`lab removed (${state.cluster ? 'the control plane, the lab node and its pods, ' : ''}namespaces ${LAB_PREFIX}*, their processes and files).`);
+  return true;
+}
+
+function writeState(state: KeptState): void {
+  fs.writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** Whether this machine can run a lab now: the preflight finds nothing missing and no lab is up. Says why not. */
@@ -73,20 +92,25 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
   if (!labCanStart()) return false;
   const binaries = kubeBinaries();
   const missing = await binaryProblems(binaries);
-  if (missing.length === 0 && !forceSnapshot && !keep) {
+  if (missing.length === 0 && !forceSnapshot) {
     say('mode: cluster: the whole chain in a real cluster (control plane, lab node, controller loop); `npm run demo -- --snapshot` runs the snapshot lab instead');
-    const { ok, timings } = await clusterDemo(binaries, { say, step, printChecks, green: (text) => chalk.green(text) });
+    const keepChain = keep ? (kept: KeptClusterChain): void => writeState({ mode: 'cluster', tempDir: kept.tempDir, pids: kept.pids, cluster: kept }) : undefined;
+    const { ok, timings, keptUsage } = await clusterDemo(binaries, { say, step, printChecks, green: (text) => chalk.green(text) }, { keep: keepChain });
     if (ok) {
       say(
         `\n${chalk.green.bold('Demo complete (mode: cluster):')} pods reached the external server as ${ADDRESSES.sourceIPs.join(' and ')}, the external server ` +
           `reached the pods through the same IPs, and each edit of the ExternalService changed the traffic within ${Math.round(Math.max(...timings))} ms.`,
       );
     }
+    if (keptUsage) {
+      step('The lab stays up (--keep)');
+      for (const line of keptUsage) say(`  ${line}`);
+    }
     return ok;
   }
   say(
     missing.length === 0
-      ? `mode: snapshot: rules from genrule --snapshot written to the components' files (${forceSnapshot ? '--snapshot' : '--keep keeps only the snapshot lab'}); without those flags the demo runs the whole chain in a real cluster`
+      ? "mode: snapshot: rules from genrule --snapshot written to the components' files (--snapshot); without it the demo runs the whole chain in a real cluster"
       : 'mode: snapshot: rules from genrule --snapshot written to the components\' files; `npm run cluster:build` builds the control plane for the whole chain in a real cluster',
   );
 
@@ -150,7 +174,7 @@ async function demo(keep: boolean, forceSnapshot: boolean): Promise<boolean> {
     ok = true;
     if (keep) {
       const pids = lab.detachAll();
-      fs.writeFileSync(STATE_FILE, JSON.stringify({ tempDir: lab.tempDir, pids }, null, 2));
+      writeState({ mode: 'snapshot', tempDir: lab.tempDir, pids });
       step('The lab stays up (--keep)');
       say(`  try:   ip netns exec ${topology.pods.pod1.netns} node lab/http-get.mjs http://10.96.0.100:8000/`);
       say(`         ip netns exec ${topology.external} node lab/http-get.mjs http://${ADDRESSES.sourceIPs[0]}/`);
@@ -232,12 +256,15 @@ function indent(text: string): string {
 
 const program = new Command('demo')
   .description('the end-to-end lab: the README\'s three servers in network namespaces on this machine (needs root)')
-  .addOption(new Option('--keep', 'leave the lab running at the end and print how to use and remove it'))
+  .addOption(new Option('--keep', 'leave the lab running at the end (in cluster mode the whole chain: control plane, lab node, gateway, controller loop) and print how to use and remove it'))
   .addOption(new Option('--down', 'remove a lab left running by --keep'))
   .addOption(new Option('--snapshot', 'run the snapshot lab even when the control-plane binaries are built'))
   .addOption(new Option('--failover', 'two gateway nodes on keepalived instead: the holder of the IPs loses its link, the standby takes them over, timed').conflicts(['keep', 'snapshot']))
   .action(async (options: { keep?: boolean; down?: boolean; snapshot?: boolean; failover?: boolean }) => {
-    if (options.down) return down();
+    if (options.down) {
+      process.exitCode = (await down()) ? 0 : 1;
+      return;
+    }
     const ok = options.failover ? await demoWithFailover() : await demo(options.keep === true, options.snapshot === true);
     process.exitCode = ok ? 0 : 1;
   });
