@@ -18,10 +18,17 @@ import { tunnelArgv, tunnelKey, tunnelLine, type RunningTunnel, type SshSettings
  * A tunnel start refused at once is tried again soon, in the same cycle: when the gateway gets the
  * same rules change, it reloads its sshd, which stops listening for a few ms while it re-executes
  * (connection refused), and it ends the sessions it accepted around the reload (connection
- * closed); either is over within tens of ms. A start that takes longer to fail (an unreachable
- * gateway) is not repeated: the loop's backoff decides when to try again.
+ * closed); either is over within tens of ms. ssh's words for these count as well as the time, so
+ * that a loaded machine, slow to start and report them, still retries. A start that takes longer
+ * to fail for another reason (an unreachable gateway) is not repeated: the loop's backoff decides
+ * when to try again.
  */
-export const START_RETRY = { attempts: 2, delayMs: 50, ifFailedWithinMs: 1000 } as const;
+export const START_RETRY = {
+  attempts: 2,
+  delayMs: 50,
+  ifFailedWithinMs: 1000,
+  ifErrorMatches: /Connection refused|Connection closed|Connection reset|closed by remote host/,
+} as const;
 
 /** Why a running tunnel is stopped. */
 export type StopReason = 'not desired' | 'duplicate';

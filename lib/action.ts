@@ -52,9 +52,10 @@ export interface Action {
   timeoutMs?: number | undefined;
   /**
    * Run the command again after `delayMs` when it failed within `ifFailedWithinMs` (a quick
-   * refusal, not a timeout), up to `attempts` more times; a later failure is final.
+   * refusal, not a timeout) or with an error that `ifErrorMatches` (a refusal that a loaded
+   * machine took longer to report), up to `attempts` more times; any other failure is final.
    */
-  retry?: { attempts: number; delayMs: number; ifFailedWithinMs: number } | undefined;
+  retry?: { attempts: number; delayMs: number; ifFailedWithinMs: number; ifErrorMatches?: RegExp | undefined } | undefined;
 }
 
 /**
@@ -156,7 +157,8 @@ async function applyWithRetries(action: Action, options: ApplyOptions, fields: F
     } catch (error) {
       const { retry } = action;
       const quick = performance.now() - started <= (retry?.ifFailedWithinMs ?? 0);
-      if (retry === undefined || attempt >= retry.attempts || !quick || options.signal?.aborted) throw error;
+      const refused = retry?.ifErrorMatches?.test(failureText(error)) === true;
+      if (retry === undefined || attempt >= retry.attempts || !(quick || refused) || options.signal?.aborted) throw error;
       options.log.warn(`failed at once; retrying in ${retry.delayMs} ms: ${action.reason}`, { ...fields, error: failureText(error) });
       await new Promise((resolve) => setTimeout(resolve, retry.delayMs));
     }

@@ -128,8 +128,8 @@ describe('forwarder --once', () => {
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`failed: start local tunnel ${L2.replaceAll('.', '\\.')} \\(missing\\) .*error="ssh: connect to host 192\\.168\\.122\\.201 port 22: Connection refused`));
     expect(result.stderr).toContain('1 of 4 changes failed');
-    // Tunnels start in parallel, alongside the nat table: their order is not fixed. A start refused
-    // at once is tried twice more in the cycle (see START_RETRY).
+    // Tunnels start in parallel, alongside the nat table: their order is not fixed. A refused start
+    // is tried twice more in the cycle, however long the refusal took (see START_RETRY).
     expect(mutations().sort()).toEqual([tunnelCommand('L', L1), ...Array(3).fill(tunnelCommand('L', L2)), tunnelCommand('R', R1), 'iptables-restore'].sort());
   });
 

@@ -78,7 +78,16 @@ describe('planTunnels', () => {
 describe('planTunnels: a start refused at once is tried again in the same cycle', () => {
   it('gives every start (and no stop) two more attempts 50 ms apart, only after a failure within a second', () => {
     const actions = planTunnels([L1, R1], [running(11, L2)], ssh);
-    expect(START_RETRY).toEqual({ attempts: 2, delayMs: 50, ifFailedWithinMs: 1000 });
+    expect(START_RETRY).toMatchObject({ attempts: 2, delayMs: 50, ifFailedWithinMs: 1000 });
+    for (const refusal of [
+      'ssh: connect to host 192.168.122.201 port 22: Connection refused',
+      'Connection closed by 192.168.122.201 port 22',
+      'kex_exchange_identification: read: Connection reset by peer',
+      'Connection to 192.168.122.201 closed by remote host.',
+    ])
+      expect(START_RETRY.ifErrorMatches.test(refusal)).toBe(true);
+    for (const other of ['ssh: connect to host 192.168.122.201 port 22: Connection timed out', 'Permission denied (publickey).', 'Host key verification failed.'])
+      expect(START_RETRY.ifErrorMatches.test(other)).toBe(false);
     expect(actions.map((action) => [action.stops ? 'stop' : 'start', action.retry])).toEqual([
       ['stop', undefined],
       ['start', START_RETRY],

@@ -94,4 +94,14 @@ if (runs <= ${failures}) setTimeout(() => { console.error('refused'); process.ex
     expect(await applyActions([{ ...flaky(plain, 5), retry: undefined }], { log, policy: 'continue' })).toHaveLength(1);
     expect(runs(plain)).toBe(1);
   });
+
+  it('runs again a command that took longer to fail when its error matches ifErrorMatches, and not when it does not', async () => {
+    const refused = temp();
+    const failures = await applyActions([{ ...flaky(refused, 1, 300), retry: { attempts: 2, delayMs: 10, ifFailedWithinMs: 100, ifErrorMatches: /refused/ } }], { log, policy: 'continue' });
+    expect(failures).toEqual([]);
+    expect(runs(refused)).toBe(2);
+    const other = temp();
+    expect(await applyActions([{ ...flaky(other, 5, 300), retry: { attempts: 2, delayMs: 10, ifFailedWithinMs: 100, ifErrorMatches: /timed out/ } }], { log, policy: 'continue' })).toHaveLength(1);
+    expect(runs(other)).toBe(1);
+  });
 });
