@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -212,15 +212,28 @@ describe('forwarder status', () => {
   });
 });
 
+/** bin/forwarder's loop (INTERVAL 60 s): the child, its stderr so far, and its exit code once it exits. */
+function startLoop(extraEnv: NodeJS.ProcessEnv = {}): { child: ChildProcess; readonly log: string; exited: Promise<number | null> } {
+  const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    get log() {
+      return log;
+    },
+    exited,
+  };
+}
+
 describe('forwarder (loop)', () => {
   it('follows ConfigMap updates through its watch, not at the resync, keeps everything on a malformed update and leaves the tunnels on SIGTERM', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const loop = startLoop({ LOG_LEVEL: 'debug' });
+    const { child, exited } = loop;
     try {
       // The recheck after starting has seen the three tunnels: no cycle is due for 60 s.
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
       // Tunnels start in parallel, so the stand-in's pids follow no fixed order: find them by spec.
       const first = runningTunnels().find((line) => line.endsWith(L1.replace(',', ' -- ')));
       const remote = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- ')));
@@ -231,18 +244,18 @@ describe('forwarder (loop)', () => {
       // is for the bench to measure on an idle machine: on a loaded one, the stand-ins' program
       // starts alone can take over a second.
       await expect.poll(() => runningTunnels().join('\n'), { timeout: 10_000, interval: 25 }).toContain(L3.replace(',', ' -- '));
-      expect(stderr.split('\n').some((line) => line.includes('change seen, reconciling') && line.includes(configDir))).toBe(true);
+      expect(loop.log.split('\n').some((line) => line.includes('change seen, reconciling') && line.includes(configDir))).toBe(true);
       expect(runningTunnels().sort()).toEqual([first, remote, `1003 ${tunnelCommand('L', L3)}`].sort());
 
       fs.rmSync(logFile);
       writeConfigMap(configDir, { 'data.yaml': 'forwarder: [\n' });
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/invalid YAML.*keeping the tunnels and rules that are applied/);
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toMatch(/invalid YAML.*keeping the tunnels and rules that are applied/);
       expect(mutations()).toEqual([]);
       expect(runningTunnels()).toHaveLength(3);
 
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(stderr).toContain('stopped; tunnels and nat rules left in place');
+      expect(loop.log).toContain('stopped; tunnels and nat rules left in place');
       expect(runningTunnels()).toHaveLength(3);
     } finally {
       child.kill('SIGKILL');
@@ -252,8 +265,7 @@ describe('forwarder (loop)', () => {
 
 describe('forwarder (loop) after starting tunnels', () => {
   it('looks again within seconds, not at the next resync, and restarts a tunnel that died right after starting', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, exited } = startLoop();
     try {
       await expect.poll(() => runningTunnels().length, { timeout: 10_000 }).toBe(3);
       // The gateway ends the session of one tunnel (e.g. one opened under its previous config).
@@ -351,12 +363,10 @@ describe('forwarder (loop) with a data file that is not a regular file', () => {
     const fifo = path.join(work.dir, 'fifo.yaml');
     execFileSync('mkfifo', [fifo]);
     seedProcess(17, tunnelCommand('L', L1));
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, DATA_FILE: fifo, INTERVAL: '60', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const loop = startLoop({ DATA_FILE: fifo });
+    const { child, exited } = loop;
     try {
-      await expect.poll(() => stderr, { timeout: 10_000 }).toContain(`${fifo}: is a FIFO, not a regular file; keeping the tunnels and rules that are applied`);
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toContain(`${fifo}: is a FIFO, not a regular file; keeping the tunnels and rules that are applied`);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(mutations()).toEqual([]);
@@ -390,13 +400,11 @@ describe('forwarder --once with a truncated or degenerate data file', () => {
 
 describe('forwarder (loop) between cycles', () => {
   it('restarts a tunnel that exits long after it started within seconds, not at the next resync', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const loop = startLoop({ LOG_LEVEL: 'debug' });
+    const { child, exited } = loop;
     try {
       // The recheck after starting has seen the three tunnels: no cycle is due for 60 s.
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
       expect(runningTunnels()).toHaveLength(3);
       const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- '))) as string;
       fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
@@ -413,7 +421,7 @@ describe('forwarder (loop) between cycles', () => {
       );
       expect(mutations(calls).filter((command) => command.startsWith('ssh '))).toHaveLength(4);
       expect(mutations(calls.slice(restart))).toEqual([tunnelCommand('R', R1)]);
-      expect(stderr).toContain('poll saw a change, reconciling');
+      expect(loop.log).toContain('poll saw a change, reconciling');
     } finally {
       child.kill('SIGTERM');
       await exited;
@@ -438,21 +446,19 @@ describe('forwarder when ps fails', () => {
   });
 
   it('in the loop, restarts only the tunnel that exited once ps answers again', async () => {
-    const child = spawn(path.join(ROOT, 'bin/forwarder'), [], { env: { ...env, INTERVAL: '60', NO_COLOR: '1', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const loop = startLoop({ LOG_LEVEL: 'debug' });
+    const { child, exited } = loop;
     try {
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
-      const cyclesBefore = (stderr.match(/ cycle \d+ started/g) ?? []).length;
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toMatch(/in sync tunnels=3/);
+      const cyclesBefore = (loop.log.match(/ cycle \d+ started/g) ?? []).length;
       fs.rmSync(logFile);
       // A tunnel exits; the cycle that the liveness check starts then cannot list the ssh processes.
       fs.writeFileSync(path.join(state, 'ps-fail'), '^-C ssh\n');
       const died = runningTunnels().find((line) => line.endsWith(R1.replace(',', ' -- '))) as string;
       fs.rmSync(path.join(state, 'procs', died.split(' ')[0] as string));
 
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(new RegExp(`cycle ${cyclesBefore + 1} (done|failed)`));
-      expect(stderr).toMatch(new RegExp(`cycle ${cyclesBefore + 1} failed; retrying .*Error: /proc must be mounted`));
+      await expect.poll(() => loop.log, { timeout: 10_000 }).toMatch(new RegExp(`cycle ${cyclesBefore + 1} (done|failed)`));
+      expect(loop.log).toMatch(new RegExp(`cycle ${cyclesBefore + 1} failed; retrying .*Error: /proc must be mounted`));
       expect(mutations()).toEqual([]);
 
       fs.rmSync(path.join(state, 'ps-fail'));

@@ -113,16 +113,8 @@ export interface LabTraces {
   addresses: readonly string[];
 }
 
-export interface Leftovers {
-  netns: string[];
-  processes: string[];
-  run: string[];
-  tmp: string[];
-  mounts: string[];
-  links: string[];
-  addresses: string[];
-  iptables: string[];
-}
+/** What is new after the run and could be the lab's, by the snapshot's parts (processes as text). */
+export type Leftovers = Record<keyof HostSnapshot, string[]>;
 
 /** Each item of `after` that `before` does not hold as often (a multiset difference). */
 function added(before: readonly string[], after: readonly string[]): string[] {
