@@ -331,11 +331,16 @@ export async function setLink(fl: FailoverLab, node: GatewayNode, up: boolean): 
 export async function killDaemons(fl: FailoverLab, node: GatewayNode, spare: readonly number[] = []): Promise<number[]> {
   const listed = await Promise.all(FAILOVER_IPS.map((ip) => fl.lab.exec(undefined, ['ip', 'netns', 'pids', ipNetns(node, ip)], { reject: false })));
   const pids = listed.flatMap((result) => result.stdout.split('\n').filter(Boolean).map(Number)).filter((pid) => !spare.includes(pid));
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
+  // All stopped first, then all killed: as in a crash, none of them runs another instruction.
+  // Killed one by one, keepalived's VRRP child could outlive its parent by a moment, get its
+  // parent-death SIGTERM and remove the address itself, which is the gateway's job to test.
+  for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
     }
   }
   return pids;
