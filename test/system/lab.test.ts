@@ -52,8 +52,9 @@ describe.skipIf(skip !== undefined)('system test lab primitives', () => {
     const inside = lab.spawn(a, argv, { stdio: 'ignore' });
     const outside = lab.spawn(b, argv, { stdio: 'ignore' });
     try {
+      // Both were spawned at once; either may still be starting, so wait on each.
       await expect.poll(() => sshProcessesIn(a), { timeout: 5000 }).toEqual([argv]);
-      expect(sshProcessesIn(b)).toEqual([argv]);
+      await expect.poll(() => sshProcessesIn(b), { timeout: 5000 }).toEqual([argv]);
       await lab.stop(outside);
       await expect.poll(() => sshProcessesIn(b), { timeout: 5000 }).toEqual([]);
       expect(sshProcessesIn(a)).toEqual([argv]);
