@@ -98,7 +98,9 @@ const HTTP_GET = path.join(PACKAGE_ROOT, 'lab', 'http-get.mjs');
 async function serveHttp(lab: Lab, servers: LabProcess[], ns: string, ip: string, port: number, name: string): Promise<string> {
   const log = path.join(lab.tempDir, `${name}.access.log`);
   fs.writeFileSync(log, '');
-  const handle = lab.spawn(ns, [process.execPath, HTTP_SERVER, ip, String(port), log, name]);
+  // --no-opt: V8's optimizing compiler, warming up on a fresh server, stalled single requests by
+  // 1-2 ms, which the bench's short-request tail would count against whichever path it measured.
+  const handle = lab.spawn(ns, [process.execPath, '--no-opt', HTTP_SERVER, ip, String(port), log, name]);
   await waitFor(() => (handle.output().includes('listening') ? true : undefined), 5000, `HTTP server ${name}`, handle);
   servers.push(handle);
   return log;

@@ -146,6 +146,7 @@ function render(report: Report): string {
   if (report.requests) {
     const count = report.requests.paths[0]?.toExternal.count ?? 0;
     out.push('', `Short requests in the end-to-end lab: ${count} sequential HTTP/1.0 requests per row, each on a new connection, the reply written as headers then body`);
+    out.push("  the client and the lab's HTTP servers run on node --no-opt: V8's optimizing compiles otherwise stall single requests by 1-2 ms on every path, tunnel or not");
     const row = (direction: string, name: string, times: RequestTimes): string[] => [
       direction,
       name,
