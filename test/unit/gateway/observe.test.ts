@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseProcessStat, reloadTookEffectAtMs } from '../../../gateway/observe.js';
 
 /** A /proc/<pid>/stat line whose start time (field 22) is `ticks`; the name holds a space and a parenthesis. */
@@ -23,6 +23,7 @@ describe('reloadTookEffectAtMs', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8x-reload-'));
   const pidFile = path.join(dir, 'sshd.pid');
   afterEach(() => fs.rmSync(pidFile, { force: true }));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('waits for the pid file that sshd writes again once it runs with the new config, and returns when it was written', async () => {
     fs.writeFileSync(pidFile, '4242\n');
