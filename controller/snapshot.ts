@@ -111,14 +111,19 @@ export function apiListPath(base: string, resource: string, options: { namespace
 export async function kubectlRawList(path: string, options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined }): Promise<unknown[]> {
   const argv = ['get', '--raw', path];
   const result = await run('kubectl', argv, { signal: options.signal, timeoutMs: options.timeoutMs });
-  let data: unknown;
-  try {
-    data = JSON.parse(result.stdout);
-  } catch {
-    data = undefined;
-  }
-  if (!isPlainObject(data) || !Array.isArray(data.items)) throw new OutputError(`kubectl ${argv.join(' ')}: output is not a list of objects`);
+  const data = jsonObject(result.stdout);
+  if (!data || !Array.isArray(data.items)) throw new OutputError(`kubectl ${argv.join(' ')}: output is not a list of objects`);
   return data.items;
+}
+
+/** `text` as a JSON object, or undefined when it is not one (not JSON, or another JSON value). */
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const data: unknown = JSON.parse(text);
+    return isPlainObject(data) ? data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The snapshot of kubectl's JSON objects (the `items` of each list). */
@@ -138,13 +143,8 @@ export async function kubectlGetJson(args: readonly string[], options: { signal?
   const argv = ['get', ...args, '-o', 'json'];
   const result = await run('kubectl', argv, { signal: options.signal, timeoutMs: options.timeoutMs });
   if (result.stdout.trim() === '' && args.includes('--ignore-not-found')) return undefined;
-  let data: unknown;
-  try {
-    data = JSON.parse(result.stdout);
-  } catch {
-    data = undefined;
-  }
-  if (!isPlainObject(data)) throw new OutputError(`kubectl ${argv.join(' ')}: output is not a JSON object`);
+  const data = jsonObject(result.stdout);
+  if (!data) throw new OutputError(`kubectl ${argv.join(' ')}: output is not a JSON object`);
   return data;
 }
 

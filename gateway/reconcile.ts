@@ -29,18 +29,18 @@ export function hostKeyProblem(options: Pick<GatewaySettings, 'hostKeyDir' | 'vr
   );
 }
 
-/**
- * One cycle: read the wanted state (IPS_CONF and the rules file), observe everything afresh,
- * plan, apply. The only memory across cycles is the last valid IP list (kept in force while
- * IPS_CONF is malformed), what was last logged about the rules file (to log changes once), and
- * the document parsed from the last valid rules file (reused while its text stays the same).
- */
 /** What a cycle left: the problems that did not stop it, and whether it changed anything (ran actions). */
 export interface CycleOutcome {
   problems: string[];
   changed: boolean;
 }
 
+/**
+ * One cycle: read the wanted state (IPS_CONF and the rules file), observe everything afresh,
+ * plan, apply. The only memory across cycles is the last valid IP list (kept in force while
+ * IPS_CONF is malformed), what was last logged about the rules file (to log changes once), and
+ * the document parsed from the last valid rules file (reused while its text stays the same).
+ */
 export class GatewayReconciler {
   private lastValidIps: string[] | undefined;
   private lastRulesNote = '';

@@ -7,6 +7,7 @@ import { run } from '../../lib/exec.js';
 import { preflightProblems } from '../../lab/preflight.js';
 import { ADDRESSES, LAB_PREFIX } from '../../lab/topology.js';
 import { binaryProblems, kubeBinaries } from '../../lab/kube-binaries.js';
+import { namedNetnsIds } from '../helpers/host-snapshot.js';
 
 const problems = preflightProblems();
 const skip = problems.length > 0 ? problems.join(' ') : undefined;
@@ -27,7 +28,7 @@ const STATE_FILE = '/run/k8s-ext-connector-demo.json';
  * lab's network namespaces (pods, tunnels, sshds). Pid -> command line.
  */
 function labProcesses(folders: readonly string[]): Map<number, string> {
-  const netns = new Set(Lab.leftovers(LAB_PREFIX).map((name) => `net:[${fs.statSync(`/run/netns/${name}`).ino}]`));
+  const netns = new Set(namedNetnsIds(LAB_PREFIX));
   const found = new Map<number, string>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
