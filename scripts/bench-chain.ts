@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startClusterChain, timeConfChangeDetail, waitForClusterChecks, type ClusterChain, type ConfChangeTiming } from '../lab/cluster-chain.js';
@@ -8,6 +7,7 @@ import { binaryProblems, kubeBinaries } from '../lab/kube-binaries.js';
 import { cleanUpOnInterrupt, Lab } from '../lab/netns.js';
 import { PODS } from '../lab/topology.js';
 import { median, sampleLoad } from './stats.js';
+import { logLines, type LogLine } from './log-lines.js';
 
 /**
  * The whole chain in cluster mode (lab/cluster-chain.ts: a real control plane, the lab node as
@@ -51,20 +51,6 @@ export interface ChainMeasurement {
   runs: ChainRun[];
   /** The 1-minute load average, sampled every 5 s during the section. */
   load: number[];
-}
-
-interface LogLine {
-  atMs: number;
-  text: string;
-}
-
-function logLines(file: string): LogLine[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .map((text) => ({ atMs: Date.parse(text.slice(0, text.indexOf(' '))), text }))
-    .filter((line) => Number.isFinite(line.atMs));
 }
 
 type Source = 'controller' | 'gateway' | 'forwarder';

@@ -5,6 +5,7 @@ import { ADDRESSES, buildTopology, type Topology } from '../lab/topology.js';
 import { README_SOURCES, generateRules, prepareConnector, publishRules, startForwarder, startGateway, teardownGateway, type Connector, type ExternalServiceSource } from '../lab/connector.js';
 import { appliedState, connectivityChecks, snapshotTarget, waitForChecks } from '../lab/checks.js';
 import { median } from './stats.js';
+import { logLines, type LogLine } from './log-lines.js';
 
 /**
  * Change-to-applied latency in the end-to-end lab: the rules are published (gateway file by
@@ -45,19 +46,6 @@ export interface LatencyMeasurement {
   additions: ChangeSamples;
   removals: ChangeSamples;
   additionSteps: AdditionSteps;
-}
-
-interface LogLine {
-  atMs: number;
-  text: string;
-}
-
-function logLines(file: string, fromMs: number): LogLine[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .map((text) => ({ atMs: Date.parse(text.slice(0, text.indexOf(' '))), text }))
-    .filter((line) => Number.isFinite(line.atMs) && line.atMs >= fromMs);
 }
 
 /** The ms after `fromMs` of the first log line at or after it that matches `pattern`. */
